@@ -1,0 +1,199 @@
+"""Users: the one YAML users file (bcrypt hashes only) shared by the dashboard and the API.
+
+The file has the layout streamlit-authenticator expects, so it can be handed over as a dict:
+
+    credentials:
+      usernames:
+        admin:
+          email: admin@example.com
+          name: Admin
+          password: $2b$12$...        # a bcrypt hash, never plaintext
+          roles: [admin]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from relmgr.errors import ConfigError
+
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_BCRYPT_PATTERN = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+BCRYPT_ROUNDS = 12
+MIN_PASSWORD_LENGTH = 8
+# Checked when the username is unknown, so that a wrong name costs as long as a wrong password.
+_DUMMY_HASH = bcrypt.hashpw(b"relmgr-no-such-user", bcrypt.gensalt(4))
+
+
+class User(BaseModel):
+    """One user of the dashboard and the API."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    username: str
+    email: str
+    name: str
+    password: str = Field(repr=False)
+    roles: tuple[str, ...] = ("viewer",)
+
+    @field_validator("password")
+    @classmethod
+    def _bcrypt_only(cls, value: str) -> str:
+        if not _BCRYPT_PATTERN.match(value):
+            raise ValueError(
+                "is not a bcrypt hash (plaintext passwords are refused); "
+                "set it with `relmgr users add USERNAME --password-stdin`"
+            )
+        return value
+
+
+class UsersFile(BaseModel):
+    """All users, by username."""
+
+    model_config = ConfigDict(frozen=True)
+
+    users: dict[str, User]
+
+    def get(self, username: str) -> User | None:
+        """The user with this username, or None."""
+        return self.users.get(username)
+
+    def authenticator_credentials(self) -> dict[str, Any]:
+        """The `credentials` dict streamlit-authenticator takes (a copy it may scribble on)."""
+        return {
+            "usernames": {
+                name: {
+                    "email": user.email,
+                    "name": user.name,
+                    "password": user.password,
+                    "roles": list(user.roles),
+                    "failed_login_attempts": 0,
+                    "logged_in": False,
+                }
+                for name, user in self.users.items()
+            }
+        }
+
+
+def _parse(raw: Any, source: str) -> UsersFile:
+    if not isinstance(raw, dict) or not isinstance(raw.get("credentials"), dict):
+        raise ConfigError(f"users file {source}: expected a mapping with 'credentials: usernames:'")
+    usernames = raw["credentials"].get("usernames")
+    if usernames is None:
+        usernames = {}
+    if not isinstance(usernames, dict):
+        raise ConfigError(f"users file {source}: 'credentials.usernames' must be a mapping")
+    users: dict[str, User] = {}
+    for name, entry in usernames.items():
+        if not isinstance(name, str) or not USERNAME_PATTERN.match(name):
+            raise ConfigError(
+                f"users file {source}: username {name!r} must be 1-64 of [a-z0-9._-]"
+            )
+        if not isinstance(entry, dict):
+            raise ConfigError(f"users file {source}: user {name!r} must be a mapping")
+        fields = {k: v for k, v in entry.items() if k in User.model_fields}
+        if isinstance(fields.get("roles"), list):
+            fields["roles"] = tuple(fields["roles"])
+        try:
+            users[name] = User(username=name, **fields)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])} {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigError(f"users file {source}: user {name!r}: {problems}") from None
+    return UsersFile(users=users)
+
+
+def load_users(path: Path) -> UsersFile:
+    """Read and validate the users file; raise ConfigError naming the problem if it is unusable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"users file {path} does not exist: create a user with "
+            "`relmgr users add USERNAME --email E --name N --password-stdin`"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"users file {path} cannot be read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"users file {path} is not valid YAML{where}") from None
+    return _parse(raw, str(path))
+
+
+def hash_password(password: str) -> str:
+    """A bcrypt hash of the password."""
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()
+
+
+def verify_password(users: UsersFile, username: str, password: str) -> User | None:
+    """The user if the password matches its hash, else None; unknown names cost the same."""
+    user = users.get(username)
+    candidate = password.encode()[:72]
+    if user is None:
+        bcrypt.checkpw(candidate, _DUMMY_HASH)
+        return None
+    if bcrypt.checkpw(candidate, user.password.encode()):
+        return user
+    return None
+
+
+def add_user(
+    path: Path,
+    *,
+    username: str,
+    email: str,
+    name: str,
+    password: str,
+    roles: tuple[str, ...] = ("viewer",),
+) -> User:
+    """Add or replace a user in the users file (created, owner-only, if missing)."""
+    if not USERNAME_PATTERN.match(username):
+        raise ConfigError(f"username {username!r} must be 1-64 of [a-z0-9._-], starting alphanumeric")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password.encode()) > 72:
+        raise ConfigError("password must be at most 72 bytes (bcrypt's limit)")
+    if "@" not in email:
+        raise ConfigError(f"email {email!r} is not an email address")
+    current = load_users(path) if path.exists() else UsersFile(users={})
+    user = User(
+        username=username, email=email, name=name, password=hash_password(password), roles=roles
+    )
+    users = dict(current.users)
+    users[username] = user
+    document = {
+        "credentials": {
+            "usernames": {
+                u.username: {
+                    "email": u.email,
+                    "name": u.name,
+                    "password": u.password,
+                    "roles": list(u.roles),
+                }
+                for u in users.values()
+            }
+        }
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".users-", suffix=".yaml")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            yaml.safe_dump(document, out, sort_keys=True)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return user

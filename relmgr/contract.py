@@ -1,0 +1,50 @@
+"""The visibility contract: what a workflow publishes so that relmgr can read it without a worker.
+
+A team whose workflows follow this contract shows up in relmgr (see the README's "Contract"):
+- the workflow ID is the entity ID (`relmgr.ids`);
+- the search attributes below are set when the workflow starts and upserted on every change;
+- the release sets the `relmgr.plan` memo at start, so the whole tree is known from its first second;
+- memo `relmgr.detail` carries what is worth showing but not worth filtering by (last error, ...);
+- the `get_state` query returns an `Entity` (`relmgr.models`) as JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from temporalio.common import SearchAttributeKey
+
+from relmgr.models import StateCounts
+
+TASK_QUEUE = "relmgr-releases"
+QUERY_GET_STATE = "get_state"
+
+SA_KIND = SearchAttributeKey.for_keyword("RelmgrKind")
+SA_RELEASE_ID = SearchAttributeKey.for_keyword("RelmgrReleaseId")
+SA_PARENT_ID = SearchAttributeKey.for_keyword("RelmgrParentId")
+SA_STATE = SearchAttributeKey.for_keyword("RelmgrState")
+SA_LAST_CHANGE = SearchAttributeKey.for_datetime("RelmgrLastChange")
+
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
+    SA_KIND,
+    SA_RELEASE_ID,
+    SA_PARENT_ID,
+    SA_STATE,
+    SA_LAST_CHANGE,
+)
+
+MEMO_PLAN = "relmgr.plan"
+MEMO_DETAIL = "relmgr.detail"
+
+
+class EntityMemo(BaseModel):
+    """The `relmgr.detail` memo: display data that visibility carries alongside the attributes."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    attempt: int = 0
+    last_error: str | None = None
+    # Releases only: the wave running now (1-based) and their apps by state.
+    current_wave: int | None = None
+    apps: StateCounts | None = None

@@ -1,0 +1,342 @@
+"""Domain models: entity kinds and states, release plans, the release tree and its roll-ups.
+
+Pure data, no I/O. Every model is frozen and refuses unknown fields, so a schema change is a
+deliberate act; new fields come with defaults so that old payloads keep parsing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EntityKind(StrEnum):
+    """The five levels of a release, top down."""
+
+    RELEASE = "release"
+    WAVE = "wave"
+    CLUSTER = "cluster"
+    BUNDLE = "bundle"
+    APP = "app"
+
+
+class EntityState(StrEnum):
+    """The life of every entity; RETRYING is an app (or its parents) waiting to try a deploy again."""
+
+    PENDING = "PENDING"
+    IN_PROGRESS = "IN_PROGRESS"
+    RETRYING = "RETRYING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the entity can no longer change."""
+        return self in _TERMINAL
+
+    @property
+    def needs_attention(self) -> bool:
+        """True for the states an operator should look at."""
+        return self in (EntityState.FAILED, EntityState.RETRYING)
+
+
+_TERMINAL = frozenset({EntityState.SUCCEEDED, EntityState.FAILED, EntityState.CANCELLED})
+
+
+# ---------------------------------------------------------------------------------------------
+# Plans: what a release will deploy, known in full from the moment it starts.
+
+
+class BundlePlan(_Frozen):
+    """The one bundle of a cluster and the apps it deploys, in order."""
+
+    name: str
+    apps: tuple[str, ...] = Field(min_length=1)
+
+
+class ClusterPlan(_Frozen):
+    """A cluster and its one bundle."""
+
+    name: str
+    bundle: BundlePlan
+
+
+class WavePlan(_Frozen):
+    """The clusters one wave deploys to in parallel."""
+
+    clusters: tuple[ClusterPlan, ...] = Field(min_length=1)
+
+
+class ReleasePlan(_Frozen):
+    """Every wave, cluster, bundle and app a release will deploy."""
+
+    waves: tuple[WavePlan, ...] = Field(min_length=1, max_length=99)
+
+    @property
+    def app_count(self) -> int:
+        """How many app deployments the whole release makes."""
+        return sum(len(c.bundle.apps) for w in self.waves for c in w.clusters)
+
+    @property
+    def entity_count(self) -> int:
+        """How many workflows the release runs in all, the release itself included."""
+        clusters = sum(len(w.clusters) for w in self.waves)
+        return 1 + len(self.waves) + 2 * clusters + self.app_count
+
+
+# ---------------------------------------------------------------------------------------------
+# Counts and roll-ups.
+
+
+class StateCounts(_Frozen):
+    """How many entities are in each state."""
+
+    pending: int = 0
+    in_progress: int = 0
+    retrying: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    @property
+    def total(self) -> int:
+        """All entities counted."""
+        return (
+            self.pending
+            + self.in_progress
+            + self.retrying
+            + self.succeeded
+            + self.failed
+            + self.cancelled
+        )
+
+    @property
+    def finished(self) -> int:
+        """Entities in a terminal state."""
+        return self.succeeded + self.failed + self.cancelled
+
+    def get(self, state: EntityState) -> int:
+        """The count for one state."""
+        return int(getattr(self, state.value.lower()))
+
+    @classmethod
+    def of(cls, states: Iterator[EntityState] | list[EntityState]) -> StateCounts:
+        """Count an iterable of states."""
+        tally = dict.fromkeys((s.value.lower() for s in EntityState), 0)
+        for state in states:
+            tally[state.value.lower()] += 1
+        return cls(**tally)
+
+    def __add__(self, other: StateCounts) -> StateCounts:
+        return StateCounts(
+            **{s.value.lower(): self.get(s) + other.get(s) for s in EntityState},
+        )
+
+
+class Rollup(_Frozen):
+    """What is below a node: its direct children and its apps by state, and percent deployed."""
+
+    children: StateCounts = StateCounts()
+    apps: StateCounts = StateCounts()
+
+    @property
+    def percent_complete(self) -> float:
+        """Share of apps below (or this app itself) that deployed successfully, 0-100."""
+        if self.apps.total == 0:
+            return 0.0
+        return round(100.0 * self.apps.succeeded / self.apps.total, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entities: what Temporal knows of one workflow, and the release tree built from them.
+
+
+class Entity(_Frozen):
+    """One entity as visibility (or its `get_state` query) reports it."""
+
+    id: str
+    kind: EntityKind
+    release_id: str
+    parent_id: str | None = None
+    state: EntityState = EntityState.PENDING
+    started_at: datetime | None = None
+    last_changed_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempt: int = 0
+    last_error: str | None = None
+    # False for entities known only from the release plan: no workflow has started yet.
+    started: bool = True
+
+    @property
+    def name(self) -> str:
+        """The last ID segment without its kind prefix."""
+        return self.id.rsplit(".", 1)[-1].split("-", 1)[1]
+
+
+class App(Entity):
+    """An app deployment: the leaf of the tree."""
+
+    rollup: Rollup = Rollup()
+
+
+class Bundle(Entity):
+    """The one bundle of a cluster."""
+
+    rollup: Rollup = Rollup()
+    apps: tuple[App, ...] = ()
+
+
+class Cluster(Entity):
+    """A cluster that receives exactly one bundle."""
+
+    rollup: Rollup = Rollup()
+    bundle: Bundle
+
+
+class Wave(Entity):
+    """A wave deploying to its clusters in parallel."""
+
+    rollup: Rollup = Rollup()
+    clusters: tuple[Cluster, ...] = ()
+
+
+class Release(Entity):
+    """A release running its waves in order."""
+
+    rollup: Rollup = Rollup()
+    waves: tuple[Wave, ...] = ()
+
+
+TreeNode = Release | Wave | Cluster | Bundle | App
+
+
+def children_of(node: TreeNode) -> tuple[TreeNode, ...]:
+    """The direct children of a tree node, in plan order."""
+    if isinstance(node, Release):
+        return node.waves
+    if isinstance(node, Wave):
+        return node.clusters
+    if isinstance(node, Cluster):
+        return (node.bundle,)
+    if isinstance(node, Bundle):
+        return node.apps
+    return ()
+
+
+def walk(node: TreeNode) -> Iterator[TreeNode]:
+    """Every node of a (sub)tree, depth first, parents before children."""
+    stack: list[TreeNode] = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(children_of(current)))
+
+
+class ReleaseHierarchy(_Frozen):
+    """A whole release as one tree, with the time it was read."""
+
+    release: Release
+    read_at: datetime
+    # Changes whenever any entity's state or time changes; a cheap ETag.
+    revision: str = ""
+
+    def entities(self) -> Iterator[TreeNode]:
+        """Every entity of the release, depth first."""
+        return walk(self.release)
+
+    def find(self, entity_id: str) -> TreeNode | None:
+        """The node with this ID, or None."""
+        for node in self.entities():
+            if node.id == entity_id:
+                return node
+        return None
+
+    def needs_attention(self) -> list[TreeNode]:
+        """Failed and retrying entities, deepest first within each branch order."""
+        return [n for n in self.entities() if n.state.needs_attention]
+
+
+# ---------------------------------------------------------------------------------------------
+# The release list.
+
+
+class ReleaseSummary(Entity):
+    """A release as the release list shows it, without its tree."""
+
+    waves_total: int = 0
+    current_wave: int | None = None
+    apps: StateCounts = StateCounts()
+
+    @property
+    def percent_complete(self) -> float:
+        """Share of the release's apps deployed successfully, 0-100."""
+        if self.apps.total == 0:
+            return 0.0
+        return round(100.0 * self.apps.succeeded / self.apps.total, 1)
+
+
+class ReleaseSort(StrEnum):
+    """The columns the release list can be sorted by."""
+
+    STARTED_AT = "started_at"
+    LAST_CHANGED_AT = "last_changed_at"
+    ID = "id"
+    STATE = "state"
+    PERCENT_COMPLETE = "percent_complete"
+
+
+MAX_PAGE_SIZE = 500
+
+
+class ReleaseQuery(_Frozen):
+    """One page of the release list: filter, search, sort and paging."""
+
+    page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    page_size: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 50
+    state: EntityState | None = None
+    search: str | None = None
+    sort: ReleaseSort = ReleaseSort.STARTED_AT
+    descending: bool = True
+
+
+class ReleaseListPage(_Frozen):
+    """One page of releases, the total that matched, and counts per state of all releases."""
+
+    items: tuple[ReleaseSummary, ...]
+    total: int
+    page: int
+    page_size: int
+    counts: StateCounts
+    read_at: datetime
+    revision: str = ""
+
+    @property
+    def pages(self) -> int:
+        """How many pages the matching releases fill (at least 1)."""
+        return max(1, -(-self.total // self.page_size))
+
+
+class Breadcrumb(_Frozen):
+    """One ancestor of an entity, for links up the tree."""
+
+    id: str
+    kind: EntityKind
+
+
+class EntityDetail(_Frozen):
+    """One entity fresh from Temporal, with its ancestors and a summary of its children."""
+
+    entity: Entity
+    breadcrumbs: tuple[Breadcrumb, ...] = ()
+    children: tuple[Entity, ...] = ()
+    rollup: Rollup = Rollup()
+    read_at: datetime

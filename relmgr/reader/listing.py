@@ -1,0 +1,111 @@
+"""Pure helpers both readers share: paging the release list and shaping entity details."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from relmgr import ids
+from relmgr.hierarchy import revision_of
+from relmgr.models import (
+    Breadcrumb,
+    Entity,
+    EntityDetail,
+    EntityKind,
+    EntityState,
+    ReleaseHierarchy,
+    ReleaseListPage,
+    ReleaseQuery,
+    ReleaseSort,
+    ReleaseSummary,
+    Rollup,
+    StateCounts,
+    children_of,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STATE_ORDER = {state: rank for rank, state in enumerate(EntityState)}
+
+
+def _sort_key(sort: ReleaseSort) -> object:
+    if sort is ReleaseSort.ID:
+        return lambda r: r.id
+    if sort is ReleaseSort.STATE:
+        return lambda r: (_STATE_ORDER[r.state], r.id)
+    if sort is ReleaseSort.PERCENT_COMPLETE:
+        return lambda r: (r.percent_complete, r.id)
+    if sort is ReleaseSort.LAST_CHANGED_AT:
+        return lambda r: (r.last_changed_at or r.started_at or _EPOCH, r.id)
+    return lambda r: (r.started_at or _EPOCH, r.id)
+
+
+def page_releases(
+    releases: Iterable[ReleaseSummary], query: ReleaseQuery, *, read_at: datetime
+) -> ReleaseListPage:
+    """Filter, search, sort and cut one page; counts per state are over all releases."""
+    everything = list(releases)
+    counts = StateCounts.of([r.state for r in everything])
+    matching = [
+        r
+        for r in everything
+        if (query.state is None or r.state is query.state)
+        and (query.search is None or query.search in r.id)
+    ]
+    matching.sort(key=_sort_key(query.sort), reverse=query.descending)  # type: ignore[arg-type]
+    start = (query.page - 1) * query.page_size
+    items = tuple(matching[start : start + query.page_size])
+    return ReleaseListPage(
+        items=items,
+        total=len(matching),
+        page=query.page,
+        page_size=query.page_size,
+        counts=counts,
+        read_at=read_at,
+        revision=revision_of(items) + f"-{len(matching)}",
+    )
+
+
+def summary_of(hierarchy: ReleaseHierarchy) -> ReleaseSummary:
+    """A release list row from a full tree (exact counts)."""
+    release = hierarchy.release
+    current = None
+    for number, wave in enumerate(release.waves, start=1):
+        if wave.started:
+            current = number
+    fields = Entity.model_validate(release.model_dump(include=set(Entity.model_fields)))
+    return ReleaseSummary(
+        **fields.model_dump(),
+        waves_total=len(release.waves),
+        current_wave=current,
+        apps=release.rollup.apps,
+    )
+
+
+def breadcrumbs(entity_id: str) -> tuple[Breadcrumb, ...]:
+    """The ancestors of an entity, release first."""
+    ref = ids.parse_entity_id(entity_id)
+    return tuple(Breadcrumb(id=a.id, kind=a.kind) for a in ref.ancestors())
+
+
+def detail_from_tree(
+    entity: Entity, hierarchy: ReleaseHierarchy | None, *, read_at: datetime
+) -> EntityDetail:
+    """An entity detail: the entity as given, children and roll-up from the tree if known."""
+    node = hierarchy.find(entity.id) if hierarchy is not None else None
+    children: tuple[Entity, ...] = ()
+    rollup = Rollup()
+    if node is not None:
+        children = tuple(
+            Entity.model_validate(c.model_dump(include=set(Entity.model_fields)))
+            for c in children_of(node)
+        )
+        rollup = node.rollup
+    elif entity.kind is EntityKind.APP:
+        rollup = Rollup(apps=StateCounts.of([entity.state]))
+    return EntityDetail(
+        entity=Entity.model_validate(entity.model_dump(include=set(Entity.model_fields))),
+        breadcrumbs=breadcrumbs(entity.id),
+        children=children,
+        rollup=rollup,
+        read_at=read_at,
+    )

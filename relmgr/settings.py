@@ -1,0 +1,110 @@
+"""Settings: one class, read from `RELMGR_*` environment variables, reached through `get_settings()`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from relmgr.errors import ConfigError
+
+# Values that ship in examples and docs; refused as real secrets outside dev mode.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "",
+        "changeme",
+        "change-me",
+        "secret",
+        "placeholder",
+        "dev-secret-change-me-dev-secret-change-me",
+        "please-change-this-cookie-key-to-32-random-bytes",
+    }
+)
+MIN_SECRET_BYTES = 32
+
+
+class Settings(BaseSettings):
+    """Everything relmgr can be configured with; every field is `RELMGR_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RELMGR_", extra="ignore")
+
+    dev_mode: bool = False
+
+    # Temporal connection (a dev server by default; see docs/DEPLOYMENT.md for clusters and Cloud).
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    temporal_tls_ca: Path | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+    temporal_connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    temporal_rpc_timeout: float = Field(default=2.0, gt=0, le=120)
+
+    # The shared refresher.
+    refresh_seconds: float = Field(default=1.5, gt=0.1, le=300)
+    delta_window_seconds: float = Field(default=10.0, ge=0, le=600)
+    resync_seconds: float = Field(default=300.0, gt=1, le=86_400)
+    watch_ttl_seconds: float = Field(default=60.0, gt=1, le=86_400)
+    live_query_timeout: float = Field(default=1.0, gt=0, le=30)
+
+    # Users, sessions and tokens (one users file for the dashboard and the API).
+    users_file: Path = Path("users.yaml")
+    cookie_key: SecretStr = SecretStr("")
+    cookie_name: str = "relmgr_session"
+    cookie_expiry_days: float = Field(default=1.0, gt=0, le=90)
+    jwt_secret: SecretStr = SecretStr("")
+    token_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    login_attempts_per_minute: int = Field(default=5, ge=1, le=1000)
+    cors_origins: list[str] = []
+    audit_log: Path | None = None
+
+    # Dashboard.
+    ui_refresh_seconds: float = Field(default=3.0, ge=1, le=300)
+    api_url: str | None = None
+
+    # Deploy step run by the worker's activity: a command template, or simulation when unset.
+    deploy_command: str | None = None
+    deploy_command_timeout: float = Field(default=600.0, gt=0)
+
+    # `relmgr dev`.
+    data_dir: Path = Path(".relmgr")
+    temporal_port: int = Field(default=7233, ge=1, le=65535)
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    ui_port: int = Field(default=8501, ge=1, le=65535)
+
+
+def check_secret(name: str, value: SecretStr, *, dev_mode: bool) -> str:
+    """Return a usable secret, or raise ConfigError naming the variable (never the value)."""
+    raw = value.get_secret_value()
+    if dev_mode and raw:
+        return raw
+    if raw.strip().lower() in PLACEHOLDER_SECRETS or "change" in raw.lower():
+        raise ConfigError(
+            f"RELMGR_{name.upper()} is missing or a placeholder: set it to at least "
+            f"{MIN_SECRET_BYTES} random bytes (e.g. `python -c 'import secrets; "
+            f"print(secrets.token_urlsafe(48))'`)"
+        )
+    if len(raw.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"RELMGR_{name.upper()} is too short: {len(raw.encode())} bytes, "
+            f"at least {MIN_SECRET_BYTES} are required"
+        )
+    return raw
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"RELMGR_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid relmgr settings: {problems}") from None

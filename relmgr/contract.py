@@ -47,4 +47,5 @@ class EntityMemo(BaseModel):
     last_error: str | None = None
     # Releases only: the wave running now (1-based) and their apps by state.
     current_wave: int | None = None
+    waves_total: int | None = None
     apps: StateCounts | None = None

@@ -1,0 +1,69 @@
+"""Starting releases: the release workflow with its plan in memo, visible from its first second."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from relmgr import ids
+from relmgr.contract import (
+    MEMO_DETAIL,
+    MEMO_PLAN,
+    SA_KIND,
+    SA_LAST_CHANGE,
+    SA_PARENT_ID,
+    SA_RELEASE_ID,
+    SA_STATE,
+    TASK_QUEUE,
+    EntityMemo,
+)
+from relmgr.errors import InvalidIdError
+from relmgr.messages import DeployOptions, Outcome, ReleaseInput
+from relmgr.models import EntityKind, EntityState, ReleasePlan, StateCounts
+from relmgr.workflows import ReleaseWorkflow
+
+
+async def start_release(
+    client: Client,
+    release_id: str,
+    plan: ReleasePlan,
+    options: DeployOptions | None = None,
+    *,
+    task_queue: str = TASK_QUEUE,
+    start_delay: timedelta | None = None,
+) -> WorkflowHandle[Any, Outcome]:
+    """Start a release; `start_delay` makes one that exists (PENDING) but has not begun."""
+    ids.validate_release_id(release_id)
+    attributes = TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_KIND, EntityKind.RELEASE.value),
+            SearchAttributePair(SA_RELEASE_ID, release_id),
+            SearchAttributePair(SA_PARENT_ID, ""),
+            SearchAttributePair(SA_STATE, EntityState.PENDING.value),
+            SearchAttributePair(SA_LAST_CHANGE, datetime.now(UTC)),
+        ]
+    )
+    detail = EntityMemo(waves_total=len(plan.waves), apps=StateCounts(pending=plan.app_count))
+    try:
+        return await client.start_workflow(
+            ReleaseWorkflow.run,
+            ReleaseInput(release_id=release_id, plan=plan, options=options or DeployOptions()),
+            id=release_id,
+            task_queue=task_queue,
+            search_attributes=attributes,
+            memo={
+                MEMO_PLAN: plan.model_dump(mode="json"),
+                MEMO_DETAIL: detail.model_dump(mode="json"),
+            },
+            start_delay=start_delay,
+        )
+    except WorkflowAlreadyStartedError:
+        raise InvalidIdError(
+            f"release {release_id} already exists; choose another name",
+            value=release_id,
+            expected="an unused release ID",
+        ) from None

@@ -94,9 +94,7 @@ def _parse(raw: Any, source: str) -> UsersFile:
     users: dict[str, User] = {}
     for name, entry in usernames.items():
         if not isinstance(name, str) or not USERNAME_PATTERN.match(name):
-            raise ConfigError(
-                f"users file {source}: username {name!r} must be 1-64 of [a-z0-9._-]"
-            )
+            raise ConfigError(f"users file {source}: username {name!r} must be 1-64 of [a-z0-9._-]")
         if not isinstance(entry, dict):
             raise ConfigError(f"users file {source}: user {name!r} must be a mapping")
         fields = {k: v for k, v in entry.items() if k in User.model_fields}
@@ -160,7 +158,9 @@ def add_user(
 ) -> User:
     """Add or replace a user in the users file (created, owner-only, if missing)."""
     if not USERNAME_PATTERN.match(username):
-        raise ConfigError(f"username {username!r} must be 1-64 of [a-z0-9._-], starting alphanumeric")
+        raise ConfigError(
+            f"username {username!r} must be 1-64 of [a-z0-9._-], starting alphanumeric"
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ConfigError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
     if len(password.encode()) > 72:

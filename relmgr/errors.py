@@ -1,13 +1,13 @@
 """The one error tree of relmgr; nothing outside the read layer ever sees a temporalio exception.
 
-    RelmgrError
-    ├── InvalidIdError            a malformed entity ID (API: 422)
-    ├── InvalidQueryError         a malformed filter or paging value (API: 422)
-    ├── NotFoundError             a well-formed ID that names nothing (API: 404)
-    ├── TemporalUnavailableError  Temporal cannot be reached or did not answer (API: 503)
-    │   └── ReadTimeoutError      a read that did not finish within its time budget
-    ├── LiveStateUnavailableError a live query no worker answered (API: 503)
-    └── ConfigError               a setting or config file that cannot be used (start-up error)
+RelmgrError
+├── InvalidIdError            a malformed entity ID (API: 422)
+├── InvalidQueryError         a malformed filter or paging value (API: 422)
+├── NotFoundError             a well-formed ID that names nothing (API: 404)
+├── TemporalUnavailableError  Temporal cannot be reached or did not answer (API: 503)
+│   └── ReadTimeoutError      a read that did not finish within its time budget
+├── LiveStateUnavailableError a live query no worker answered (API: 503)
+└── ConfigError               a setting or config file that cannot be used (start-up error)
 """
 
 from __future__ import annotations

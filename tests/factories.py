@@ -27,7 +27,9 @@ def make_plan(waves: int = 2, clusters: int = 2, apps: int = 2) -> ReleasePlan:
                 clusters=tuple(
                     ClusterPlan(
                         name=f"c{c + 1}",
-                        bundle=BundlePlan(name="core", apps=tuple(f"a{a + 1}" for a in range(apps))),
+                        bundle=BundlePlan(
+                            name="core", apps=tuple(f"a{a + 1}" for a in range(apps))
+                        ),
                     )
                     for c in range(clusters)
                 )

@@ -58,7 +58,7 @@ class ReleaseReader(Protocol):
         ...
 
     async def get_live_state(self, entity_id: str) -> Entity:
-        """The entity as its running workflow reports it; `LiveStateUnavailableError` if none does."""
+        """The entity as its running workflow reports it (`LiveStateUnavailableError` if none)."""
         ...
 
     async def check_ready(self) -> None:

@@ -1,0 +1,39 @@
+# relmgr: `make demo` runs the dashboard on an embedded Temporal dev server; `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck unit bench bench-quick soak clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/relmgr dev
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest --cov=relmgr --cov-report=term --cov-fail-under=80
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest -m "not integration and not browser"
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench --out docs/PERFORMANCE.md --json docs/performance.json
+
+bench-quick: $(VENV)/.installed
+	$(BIN)/python -m bench --quick --out bench-out/PERFORMANCE.md --json bench-out/performance.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov bench-out test-artifacts

@@ -1,0 +1,142 @@
+"""The FastAPI application: routers, error handlers, middleware, docs, and the reader's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from relmgr.api.audit import AuditLog
+from relmgr.api.deps import ApiState
+from relmgr.api.docs import install_docs
+from relmgr.api.errors import install_error_handlers
+from relmgr.api.headers import SecurityHeadersMiddleware
+from relmgr.api.ratelimit import LoginLimiter
+from relmgr.api.routes import auth, entities, health, releases
+from relmgr.api.security import TokenService
+from relmgr.api.users import UsersStore
+from relmgr.errors import TemporalUnavailableError
+from relmgr.reader.base import ReleaseReader
+from relmgr.settings import Settings, get_settings
+
+logger = logging.getLogger("relmgr.api")
+
+# How often to try again to reach Temporal when it was down at start-up.
+CONNECT_RETRY_SECONDS = 2.0
+# How long start-up waits for Temporal before serving anyway (/health at once, reads 503 until
+# connected): a down Temporal must not keep the API from answering.
+STARTUP_WAIT_SECONDS = 3.0
+
+DESCRIPTION = """\
+The data of the relmgr dashboard for scripts and tools, read through the same reader.
+
+**Authentication**: `POST /api/auth/login` with a form `username=...&password=...` (the
+dashboard's users) returns a bearer token; send it as `Authorization: Bearer <token>`.
+
+**Caching**: read endpoints send a weak `ETag`; send it back in `If-None-Match` and get `304 Not
+Modified` with no body while nothing changed.
+
+**Errors** all have one shape: `{"error": {"code": "...", "message": "...", "details": ...}}`.
+401 for a missing, invalid or expired token; 404 for an unknown ID; 422 for a malformed ID or
+parameter (the message names the expected format); 429 after too many failed logins; 503 with
+`Retry-After` when Temporal does not answer within 2 s.
+
+**CSV**: `?format=csv` (or `Accept: text/csv`) on the release list and on a release's hierarchy.
+"""
+
+
+async def _connect(state: ApiState) -> None:
+    """Create the production reader, trying again for as long as Temporal is unavailable.
+
+    Any other error (a ConfigError for bad TLS files, say) ends the task with that error.
+    """
+    from relmgr.reader import create_reader  # lazy: tests inject a reader and never need Temporal
+
+    while True:
+        try:
+            state.reader = await create_reader(state.settings)
+            logger.info("connected to Temporal at %s", state.settings.temporal_address)
+            return
+        except TemporalUnavailableError as exc:
+            logger.warning("Temporal unavailable, reads answer 503 meanwhile: %s", exc.message)
+        await asyncio.sleep(CONNECT_RETRY_SECONDS)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    # Nobody awaits the task once serving has begun: log here, or its failure would vanish.
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the API cannot read from Temporal: %s", task.exception())
+
+
+def create_app(settings: Settings | None = None, reader: ReleaseReader | None = None) -> FastAPI:
+    """The API application; ConfigError if the JWT secret or the users file cannot be used.
+
+    With `reader` the app uses it and leaves closing it to the caller; without, the app's
+    lifespan creates the Temporal reader and closes it on shutdown.
+    """
+    settings = settings or get_settings()
+    state = ApiState(
+        settings=settings,
+        tokens=TokenService.from_settings(settings),
+        users=UsersStore(settings.users_file),
+        limiter=LoginLimiter(settings.login_attempts_per_minute),
+        audit=AuditLog(settings.audit_log),
+        reader=reader,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if reader is not None:
+            yield
+            return
+        connecting = asyncio.create_task(_connect(state))
+        await asyncio.wait({connecting}, timeout=STARTUP_WAIT_SECONDS)
+        if connecting.done() and (problem := connecting.exception()) is not None:
+            raise problem  # settings that cannot work (ConfigError): refuse to start
+        connecting.add_done_callback(_log_failure)
+        try:
+            yield
+        finally:
+            connecting.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await connecting
+            if state.reader is not None:
+                await state.reader.aclose()
+                state.reader = None
+
+    app = FastAPI(
+        title="relmgr API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_tags=[
+            {"name": "auth", "description": "Log in for a bearer token."},
+            {"name": "releases", "description": "The release list and release trees."},
+            {"name": "entities", "description": "Any entity by ID."},
+            {"name": "health", "description": "Probes for load balancers and orchestrators."},
+        ],
+    )
+    app.state.api = state
+    install_error_handlers(app)
+    for router in (auth.router, releases.router, entities.router, health.router):
+        app.include_router(router)
+    install_docs(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+            expose_headers=["ETag", "Retry-After", "Content-Disposition"],
+            max_age=600,
+        )
+    # Added last, so it is outermost and also covers CORS preflights and error responses.
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app

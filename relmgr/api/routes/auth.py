@@ -1,0 +1,97 @@
+"""Logging in for a bearer token, and asking whose token it is."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import OAuth2PasswordRequestForm
+from starlette.concurrency import run_in_threadpool
+
+from relmgr.api.audit import AuditEvent
+from relmgr.api.deps import CurrentUser, StateDep, client_address
+from relmgr.api.errors import UNAUTHORIZED_DOC, ApiError, error_doc
+from relmgr.api.schemas import TokenResponse, UserInfo
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+@router.post(
+    "/login",
+    response_model=TokenResponse,
+    summary="Log in with a username and password for a bearer token",
+    responses={
+        400: error_doc(
+            "A body that cannot be parsed as a form.",
+            "bad_request",
+            "Missing boundary in multipart.",
+        ),
+        401: error_doc(
+            "Wrong username or password.",
+            "invalid_credentials",
+            "wrong username or password",
+        ),
+        422: error_doc(
+            "A missing or malformed form field.",
+            "invalid_parameter",
+            "invalid request: body parameter 'password': Field required",
+            [{"location": "body", "name": "password", "problem": "Field required"}],
+        ),
+        429: error_doc(
+            "Too many failed logins for this username or from this client; "
+            "retry after `Retry-After` seconds.",
+            "too_many_requests",
+            "too many failed logins; retry in 42 s",
+            {"retry_after": 42},
+        ),
+    },
+)
+async def login(
+    request: Request,
+    response: Response,
+    state: StateDep,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+) -> TokenResponse:
+    """Check the password against the users file (the dashboard's) and sign a token for the user.
+
+    Send `username` and `password` as an `application/x-www-form-urlencoded` body (OAuth2
+    password flow); use the returned `access_token` as `Authorization: Bearer <access_token>`.
+    """
+    client = client_address(request)
+    throttle = state.limiter.start(form.username, client)
+    if throttle is not None:
+        state.audit.record(
+            AuditEvent.LOGIN_THROTTLED, client=client, username=form.username, reason=throttle.scope
+        )
+        raise ApiError(
+            429,
+            "too_many_requests",
+            f"too many failed logins; retry in {throttle.retry_after} s",
+            headers={"Retry-After": str(throttle.retry_after)},
+            details={"retry_after": throttle.retry_after},
+        )
+    user = None
+    try:
+        # bcrypt takes a quarter of a second on purpose: keep it off the event loop.
+        user = await run_in_threadpool(state.users.authenticate, form.username, form.password)
+    finally:
+        state.limiter.finish(form.username, client, failed=user is None)
+    if user is None:
+        state.audit.record(AuditEvent.LOGIN_FAILED, client=client, username=form.username)
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    issued = state.tokens.issue(user.username)
+    # A token response must never be cached (RFC 6749, section 5.1).
+    response.headers["Cache-Control"] = "no-store"
+    state.audit.record(AuditEvent.LOGIN_SUCCEEDED, client=client, username=user.username)
+    return TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)
+
+
+@router.get(
+    "/me",
+    response_model=UserInfo,
+    summary="The user the bearer token belongs to",
+    responses={401: UNAUTHORIZED_DOC},
+)
+async def me(user: CurrentUser) -> UserInfo:
+    """Who you are, as the users file says now."""
+    return UserInfo(username=user.username, name=user.name, email=user.email, roles=user.roles)

@@ -1,0 +1,286 @@
+"""The release list, one release, and one release's whole tree, as JSON or CSV."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from relmgr import ids
+from relmgr.api import examples
+from relmgr.api.audit import AuditEvent
+from relmgr.api.caching import (
+    CSV,
+    cached_response,
+    digest,
+    dump_without_read_at,
+    etag_matches,
+    weak_etag,
+    with_read_at,
+)
+from relmgr.api.deps import ApiState, CurrentUser, ReaderDep, StateDep, client_address
+from relmgr.api.errors import (
+    INVALID_PARAMETER_DOC,
+    NOT_FOUND_DOC,
+    UNAUTHORIZED_DOC,
+    UNAVAILABLE_DOC,
+)
+from relmgr.api.params import (
+    FormatParam,
+    IfNoneMatchHeader,
+    ReleaseIdParam,
+    SearchParam,
+    wants_csv,
+)
+from relmgr.api.reads import within_budget
+from relmgr.api.schemas import ReleaseItem, ReleaseListResponse, SortOrder
+from relmgr.auth import User
+from relmgr.export import hierarchy_csv, releases_csv
+from relmgr.models import (
+    MAX_PAGE_SIZE,
+    EntityState,
+    ReleaseHierarchy,
+    ReleaseQuery,
+    ReleaseSort,
+    ReleaseSummary,
+)
+from relmgr.reader.base import ReleaseReader
+
+router = APIRouter(prefix="/api/releases", tags=["releases"])
+
+MAX_PAGE = 1_000_000
+
+_ETAG_HEADER = {
+    "ETag": {
+        "description": "Weak validator: send it back as `If-None-Match`.",
+        "schema": {"type": "string"},
+    },
+    "Cache-Control": {
+        "description": "`private, max-age=<seconds>`.",
+        "schema": {"type": "string"},
+    },
+}
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the `If-None-Match` ETag is still current (no body)."},
+    401: UNAUTHORIZED_DOC,
+    422: INVALID_PARAMETER_DOC,
+    503: UNAVAILABLE_DOC,
+}
+
+
+def _json_example(model: Any) -> dict[str, Any]:
+    return examples.json_example(model.model_dump(mode="json"))
+
+
+def _record_export(state: ApiState, request: Request, user: User, resource: str, rows: int) -> None:
+    state.audit.record(
+        AuditEvent.EXPORT,
+        client=client_address(request),
+        username=user.username,
+        path=request.url.path,
+        resource=resource,
+        rows=rows,
+    )
+
+
+async def _all_matching(reader: ReleaseReader, query: ReleaseQuery) -> list[ReleaseSummary]:
+    """Every release the query's filter matches, page by page, in the query's order."""
+    page_query = query.model_copy(update={"page": 1, "page_size": MAX_PAGE_SIZE})
+    first = await within_budget(reader.list_releases(page_query))
+    found: dict[str, ReleaseSummary] = {r.id: r for r in first.items}
+    for number in range(2, first.pages + 1):
+        page = await within_budget(
+            reader.list_releases(page_query.model_copy(update={"page": number}))
+        )
+        # Releases that started while we paged shift the pages; keep each release once.
+        for summary in page.items:
+            found.setdefault(summary.id, summary)
+    return list(found.values())
+
+
+@router.get(
+    "",
+    response_model=ReleaseListResponse,
+    summary="List releases: filter by state, search by ID, sort, page; JSON or CSV",
+    responses={
+        200: {
+            "description": "One page of releases (JSON), or every matching release (CSV).",
+            "headers": _ETAG_HEADER,
+            "content": {
+                **_json_example(ReleaseListResponse.of(examples.PAGE)),
+                **examples.csv_example(examples.RELEASES_CSV),
+            },
+        },
+        **_READ_ERRORS,
+    },
+)
+async def list_releases(
+    request: Request,
+    user: CurrentUser,
+    state: StateDep,
+    reader: ReaderDep,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number.")] = 1,
+    page_size: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Releases per page, 1-{MAX_PAGE_SIZE}.")
+    ] = 50,
+    state_filter: Annotated[
+        EntityState | None, Query(alias="state", description="Only releases in this state.")
+    ] = None,
+    q: SearchParam = None,
+    sort: Annotated[ReleaseSort, Query(description="Sort column.")] = ReleaseSort.STARTED_AT,
+    order: Annotated[SortOrder, Query(description="Sort direction.")] = SortOrder.DESC,
+    format_: FormatParam = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    if_none_match: IfNoneMatchHeader = None,
+) -> Response:
+    """Releases newest first (or as sorted), with counts per state over all releases.
+
+    The JSON answer is one page; the CSV answer (`?format=csv` or `Accept: text/csv`) holds
+    every release matching the filter and search, in the requested order, ignoring paging.
+    """
+    if q is not None:
+        ids.validate_search(q)
+    query = ReleaseQuery(
+        page=page,
+        page_size=page_size,
+        state=state_filter,
+        search=q,
+        sort=sort,
+        descending=order is SortOrder.DESC,
+    )
+    vary = {"Vary": "Accept"}
+    if wants_csv(format_, accept):
+        items = await _all_matching(reader, query)
+        text = releases_csv(items)
+        etag = weak_etag("lc-" + digest(text))
+        if not etag_matches(if_none_match, etag):
+            _record_export(state, request, user, "releases", len(items))
+        return cached_response(
+            text.encode(),
+            etag=etag,
+            if_none_match=if_none_match,
+            max_age=state.max_age,
+            media_type=CSV,
+            extra_headers={**vary, "Content-Disposition": 'attachment; filename="releases.csv"'},
+        )
+    result = await within_budget(reader.list_releases(query))
+    key = ("releases", state_filter, q, sort, order, page, page_size)
+    revision = f"{result.revision}|{result.counts.model_dump_json()}"
+    if not result.revision:
+        revision = digest(dump_without_read_at(result))
+    etag = weak_etag("l-" + digest(repr(key), revision))
+
+    def render() -> bytes:
+        body = state.cache.get_or_render(
+            key, revision, lambda: dump_without_read_at(ReleaseListResponse.of(result))
+        )
+        return with_read_at(body, result.read_at)
+
+    return cached_response(
+        render,
+        etag=etag,
+        if_none_match=if_none_match,
+        max_age=state.max_age,
+        extra_headers=vary,
+    )
+
+
+@router.get(
+    "/{release_id}",
+    response_model=ReleaseItem,
+    summary="One release without its tree",
+    responses={
+        200: {
+            "description": "The release, its app counts and its current wave.",
+            "headers": _ETAG_HEADER,
+            "content": _json_example(ReleaseItem.of(examples.SUMMARY)),
+        },
+        404: NOT_FOUND_DOC,
+        **_READ_ERRORS,
+    },
+)
+async def get_release(
+    release_id: ReleaseIdParam,
+    user: CurrentUser,
+    state: StateDep,
+    reader: ReaderDep,
+    if_none_match: IfNoneMatchHeader = None,
+) -> Response:
+    """One release as the release list shows it."""
+    ids.validate_release_id(release_id)
+    summary = await within_budget(reader.get_release(release_id))
+    body = ReleaseItem.of(summary).model_dump_json().encode()
+    return cached_response(
+        body,
+        etag=weak_etag("r-" + digest(body)),
+        if_none_match=if_none_match,
+        max_age=state.max_age,
+    )
+
+
+def _hierarchy_revision(tree: ReleaseHierarchy) -> str:
+    return tree.revision or digest(dump_without_read_at(tree))
+
+
+@router.get(
+    "/{release_id}/hierarchy",
+    response_model=ReleaseHierarchy,
+    summary="A release's whole tree: waves, clusters, bundles, apps, with roll-ups; JSON or CSV",
+    responses={
+        200: {
+            "description": "The tree (JSON), or one CSV row per entity, depth first.",
+            "headers": _ETAG_HEADER,
+            "content": {
+                **_json_example(examples.TREE),
+                **examples.csv_example(examples.HIERARCHY_CSV),
+            },
+        },
+        404: NOT_FOUND_DOC,
+        **_READ_ERRORS,
+    },
+)
+async def get_release_hierarchy(
+    request: Request,
+    release_id: ReleaseIdParam,
+    user: CurrentUser,
+    state: StateDep,
+    reader: ReaderDep,
+    format_: FormatParam = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    if_none_match: IfNoneMatchHeader = None,
+) -> Response:
+    """Every entity of the release; planned ones that have not started yet show as PENDING."""
+    ids.validate_release_id(release_id)
+    tree = await within_budget(reader.get_release_hierarchy(release_id))
+    revision = _hierarchy_revision(tree)
+    if wants_csv(format_, accept):
+        etag = weak_etag("hc-" + revision)
+        if not etag_matches(if_none_match, etag):
+            _record_export(state, request, user, "hierarchy", sum(1 for _ in tree.entities()))
+        return cached_response(
+            lambda: state.cache.get_or_render(
+                ("hierarchy.csv", release_id), revision, lambda: hierarchy_csv(tree).encode()
+            ),
+            etag=etag,
+            if_none_match=if_none_match,
+            max_age=state.max_age,
+            media_type=CSV,
+            extra_headers={
+                "Vary": "Accept",
+                "Content-Disposition": f'attachment; filename="{release_id}.csv"',
+            },
+        )
+
+    def render() -> bytes:
+        body = state.cache.get_or_render(
+            ("hierarchy", release_id), revision, lambda: dump_without_read_at(tree)
+        )
+        return with_read_at(body, tree.read_at)
+
+    return cached_response(
+        render,
+        etag=weak_etag("h-" + revision),
+        if_none_match=if_none_match,
+        max_age=state.max_age,
+        extra_headers={"Vary": "Accept"},
+    )

@@ -1,0 +1,160 @@
+"""The API's own response models; the domain models of `relmgr.models` are reused as they are."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from relmgr.models import ReleaseListPage, ReleaseSummary, StateCounts
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SortOrder(StrEnum):
+    """Ascending or descending."""
+
+    ASC = "asc"
+    DESC = "desc"
+
+
+class ExportFormat(StrEnum):
+    """What a read endpoint can answer in besides its default JSON."""
+
+    JSON = "json"
+    CSV = "csv"
+
+
+class ErrorInfo(_Frozen):
+    """What went wrong: a stable machine code, a sentence for people, and structured details."""
+
+    code: str = Field(examples=["invalid_id"])
+    message: str = Field(
+        examples=["malformed ID 'rel-X': expected release: rel-<name>, e.g. rel-2026-11-payments"]
+    )
+    details: Any | None = None
+
+
+class ErrorResponse(_Frozen):
+    """The one error shape of every non-2xx answer (304 has no body)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "not_found",
+                        "message": "release rel-2026-11-payments not found",
+                        "details": {"entity_id": "rel-2026-11-payments"},
+                    }
+                }
+            ]
+        },
+    )
+
+    error: ErrorInfo
+
+
+class TokenResponse(_Frozen):
+    """A bearer token for the `Authorization` header, and how many seconds it stays valid."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhZG1pbiJ9.sig",
+                    "token_type": "bearer",
+                    "expires_in": 3600,
+                }
+            ]
+        },
+    )
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105  # the OAuth2 token type, not a secret
+    expires_in: int = Field(ge=1)
+
+
+class UserInfo(_Frozen):
+    """The user a token belongs to (never the password hash)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "username": "admin",
+                    "name": "Admin",
+                    "email": "admin@example.com",
+                    "roles": ["admin"],
+                }
+            ]
+        },
+    )
+
+    username: str
+    name: str
+    email: str
+    roles: tuple[str, ...]
+
+
+class ReleaseItem(ReleaseSummary):
+    """A release as the list shows it, with its percent of apps deployed."""
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented computed-field idiom
+    @property
+    def percent_complete(self) -> float:
+        """Share of the release's apps deployed successfully, 0-100."""
+        return super().percent_complete
+
+    @classmethod
+    def of(cls, summary: ReleaseSummary) -> ReleaseItem:
+        """The API form of a release summary."""
+        return cls.model_construct(**dict(summary))
+
+
+class ReleaseListResponse(_Frozen):
+    """One page of the release list: the items, paging, and counts per state of all releases."""
+
+    items: tuple[ReleaseItem, ...]
+    total: int = Field(ge=0, description="Releases that match the filter and search.")
+    page: int = Field(ge=1)
+    page_size: int = Field(ge=1)
+    pages: int = Field(ge=1, description="Pages the matching releases fill (at least 1).")
+    counts: StateCounts = Field(description="Releases per state, over all releases (unfiltered).")
+    read_at: datetime
+
+    @classmethod
+    def of(cls, page: ReleaseListPage) -> ReleaseListResponse:
+        """The API form of a reader's page."""
+        return cls(
+            items=tuple(ReleaseItem.of(s) for s in page.items),
+            total=page.total,
+            page=page.page,
+            page_size=page.page_size,
+            pages=page.pages,
+            counts=page.counts,
+            read_at=page.read_at,
+        )
+
+
+class HealthResponse(_Frozen):
+    """Liveness: the process answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(_Frozen):
+    """Readiness: the process answers and Temporal does too."""
+
+    status: Literal["ready"] = "ready"
+    temporal: Literal["ok"] = "ok"

@@ -1,0 +1,39 @@
+"""The read module: the only code that reads Temporal for the dashboard and the API.
+
+    reader = await create_reader()          # connects, starts the shared refresher
+    page = await reader.list_releases(ReleaseQuery())
+    tree = await reader.get_release_hierarchy("rel-2026-11-payments")
+
+`ReleaseReader` is the seam; `TemporalReader` the production implementation; `FakeReader` the
+in-memory one for page and route tests.
+"""
+
+from __future__ import annotations
+
+from relmgr.reader.base import ReaderStats, ReleaseReader
+from relmgr.reader.fake import FakeReader
+from relmgr.reader.temporal import TemporalReader
+from relmgr.settings import Settings, get_settings
+
+__all__ = [
+    "FakeReader",
+    "ReaderStats",
+    "ReleaseReader",
+    "TemporalReader",
+    "create_reader",
+]
+
+
+async def create_reader(settings: Settings | None = None) -> ReleaseReader:
+    """Connect to Temporal (retrying with backoff) and start the shared refresher.
+
+    Raises `TemporalUnavailableError` if Temporal cannot be reached, `ConfigError` for settings
+    that cannot work.
+    """
+    from relmgr.temporal_client import connect
+
+    settings = settings or get_settings()
+    client = await connect(settings)
+    reader = TemporalReader.from_client(client, settings)
+    reader.start()
+    return reader

@@ -1,0 +1,408 @@
+"""The shared snapshot cache: one background refresher keeps every watched release current.
+
+A release (or the release list) becomes *watched* when someone reads it; its first read is one
+list call, shared by every concurrent reader (single flight). From then on one background task
+refreshes all watched snapshots together, every `refresh_seconds`, with ONE delta list call:
+
+    (RelmgrLastChange >= since OR CloseTime >= since)
+        AND (RelmgrKind = 'release' OR RelmgrReleaseId IN ('rel-a', 'rel-b', ...))
+
+where `since` is the start of the last successful refresh minus a safety window (visibility
+lag, clock skew). Its rows are merged into the snapshots by workflow ID, older rows ignored, and
+only the snapshots that changed are rebuilt. So a refresh costs Temporal in proportion to what
+changed, and neither the number of readers nor the number of watched releases changes the number
+of calls. Each snapshot is also re-read in full every `resync_seconds` (one per cycle at most),
+which drops workflows that have disappeared. Snapshots nobody read for `watch_ttl_seconds` are
+forgotten.
+
+Readers never wait for Temporal on a warm snapshot. When a refresh fails, reads of snapshots older
+than the failure raise `TemporalUnavailableError` carrying the last snapshot (`last_known`) and
+its time (`last_success_at`); the refresher keeps trying with backoff and the next successful
+cycle clears the failure.
+
+All I/O goes through a `VisibilitySource` and all time through a `Clock`, so this module is
+tested without Temporal and without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from relmgr import ids
+from relmgr.errors import NotFoundError, RelmgrError, TemporalUnavailableError
+from relmgr.models import (
+    EntityKind,
+    ReleaseHierarchy,
+    ReleaseListPage,
+    ReleaseQuery,
+    ReleaseSummary,
+)
+from relmgr.reader.clock import Clock, SystemClock
+from relmgr.reader.coalescer import Coalescer
+from relmgr.reader.queries import MAX_IN_IDS, delta_query, release_list_query, release_query
+from relmgr.reader.rows import VisibilityRow
+from relmgr.reader.snapshots import ListSnapshot, ReleaseSnapshot, Snapshot, merge_row, rows_by_id
+from relmgr.reader.source import VisibilitySource
+from relmgr.settings import Settings
+
+__all__ = ["CachePolicy", "Clock", "Coalescer", "RefreshReport", "SnapshotCache", "SystemClock"]
+
+log = logging.getLogger(__name__)
+
+# The longest pause between two refresh attempts while Temporal is failing: short, so that the
+# dashboard recovers within seconds of the server coming back.
+MAX_BACKOFF_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """How often the refresher runs and how long snapshots live (see `Settings`)."""
+
+    refresh_seconds: float = 1.5
+    delta_window_seconds: float = 10.0
+    resync_seconds: float = 300.0
+    watch_ttl_seconds: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CachePolicy:
+        """The policy the settings ask for."""
+        return cls(
+            refresh_seconds=settings.refresh_seconds,
+            delta_window_seconds=settings.delta_window_seconds,
+            resync_seconds=settings.resync_seconds,
+            watch_ttl_seconds=settings.watch_ttl_seconds,
+        )
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    """What one refresh cycle did."""
+
+    started_at: datetime
+    list_queries: int = 0
+    rows: int = 0
+    resynced: tuple[str, ...] = ()
+    rebuilt: tuple[str, ...] = ()
+    watched: int = 0
+
+
+_LIST_KEY = "*release-list*"  # not a release ID, so it never collides with one
+
+
+class SnapshotCache:
+    """Watched releases and the release list, shared by every reader, kept fresh by `run()`."""
+
+    def __init__(
+        self,
+        source: VisibilitySource,
+        policy: CachePolicy | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._source = source
+        self.policy = policy or CachePolicy()
+        self._clock: Clock = clock or SystemClock()
+        self._releases: dict[str, ReleaseSnapshot] = {}
+        self._list: ListSnapshot | None = None
+        self._loads: Coalescer[Snapshot] = Coalescer(self._clock)
+        self._missing: dict[str, float] = {}
+        self._failure: TemporalUnavailableError | None = None
+        self._failed_at: datetime | None = None
+        self._last_success_at: datetime | None = None
+        self._last_success_mono: float | None = None
+        self.cycles = 0
+        self.last_report: RefreshReport | None = None
+
+    # ---- state -------------------------------------------------------------------------------
+
+    @property
+    def failure(self) -> TemporalUnavailableError | None:
+        """The error of the last refresh, if it failed."""
+        return self._failure
+
+    @property
+    def last_success_at(self) -> datetime | None:
+        """When the last successful refresh (or cold load) started."""
+        return self._last_success_at
+
+    def succeeded_within(self, seconds: float) -> bool:
+        """True if a refresh or load succeeded in the last `seconds` and none failed since."""
+        if self._failure is not None or self._last_success_mono is None:
+            return False
+        return self._clock.monotonic() - self._last_success_mono <= seconds
+
+    def watched_releases(self) -> list[str]:
+        """The releases being kept fresh now."""
+        return sorted(self._releases)
+
+    @property
+    def watches_release_list(self) -> bool:
+        """True while the release list is being kept fresh."""
+        return self._list is not None
+
+    def _note_success(self, started_at: datetime) -> None:
+        self._last_success_at = started_at
+        self._last_success_mono = self._clock.monotonic()
+
+    def _check_fresh(self, snapshot: Snapshot, last_known: object) -> None:
+        """Raise if the last refresh failed after this snapshot was read."""
+        if self._failure is None or self._failed_at is None:
+            return
+        if snapshot.read_at <= self._failed_at:
+            raise TemporalUnavailableError(
+                self._failure.message, last_known=last_known, last_success_at=snapshot.read_at
+            )
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    async def hierarchy(self, release_id: str) -> ReleaseHierarchy:
+        """The watched tree of a release, loading it (one list call, single flight) if cold."""
+        snapshot = await self._release_snapshot(release_id)
+        tree = snapshot.tree()
+        self._check_fresh(snapshot, tree)
+        return tree
+
+    def watched_summary(self, release_id: str) -> ReleaseSummary | None:
+        """The summary of a watched release (exact, from its tree), or None if not watched."""
+        snapshot = self._releases.get(release_id)
+        if snapshot is None:
+            return None
+        snapshot.last_read_mono = self._clock.monotonic()
+        summary = snapshot.summary()
+        self._check_fresh(snapshot, summary)
+        return summary
+
+    def listed_summary(self, release_id: str) -> ReleaseSummary | None:
+        """The release list's row for a release, if the list is watched and has it."""
+        snapshot = self._list
+        if snapshot is None:
+            return None
+        if snapshot.dirty:
+            snapshot.rebuild()
+        summary = snapshot.summaries.get(release_id)
+        if summary is not None:
+            self._check_fresh(snapshot, summary)
+        return summary
+
+    async def release_page(self, query: ReleaseQuery) -> ReleaseListPage:
+        """One page of the watched release list, loading it (one list call) if cold."""
+        snapshot = self._list
+        if snapshot is None:
+            loaded = await self._loads.get(_LIST_KEY, self._load_list)
+            assert isinstance(loaded, ListSnapshot)
+            snapshot = loaded
+        snapshot.last_read_mono = self._clock.monotonic()
+        page = snapshot.page(query)
+        self._check_fresh(snapshot, page)
+        return page
+
+    async def _release_snapshot(self, release_id: str) -> ReleaseSnapshot:
+        snapshot = self._releases.get(release_id)
+        if snapshot is None:
+            missing_at = self._missing.get(release_id)
+            now = self._clock.monotonic()
+            if missing_at is not None and now - missing_at < self.policy.refresh_seconds:
+                raise NotFoundError(f"release {release_id} not found", entity_id=release_id)
+            loaded = await self._loads.get(release_id, lambda: self._load_release(release_id))
+            assert isinstance(loaded, ReleaseSnapshot)
+            snapshot = loaded
+        snapshot.last_read_mono = self._clock.monotonic()
+        return snapshot
+
+    async def _load_release(self, release_id: str) -> Snapshot:
+        ids.validate_release_id(release_id)
+        started_at = self._clock.now()
+        rows = await self._source.list_rows(release_query(release_id))
+        mono = self._clock.monotonic()
+        self._note_success(started_at)
+        if not rows:
+            self._missing[release_id] = mono
+            raise NotFoundError(f"release {release_id} not found", entity_id=release_id)
+        snapshot = ReleaseSnapshot(
+            rows=rows_by_id(rows),
+            covered_at=started_at,
+            loaded_mono=mono,
+            last_read_mono=mono,
+            release_id=release_id,
+        )
+        snapshot.rebuild()
+        self._missing.pop(release_id, None)
+        self._releases[release_id] = snapshot
+        return snapshot
+
+    async def _load_list(self) -> Snapshot:
+        started_at = self._clock.now()
+        rows = await self._source.list_rows(release_list_query())
+        mono = self._clock.monotonic()
+        self._note_success(started_at)
+        snapshot = ListSnapshot(
+            rows=rows_by_id(rows), covered_at=started_at, loaded_mono=mono, last_read_mono=mono
+        )
+        snapshot.rebuild()
+        self._list = snapshot
+        return snapshot
+
+    # ---- refreshing --------------------------------------------------------------------------
+
+    def _expire(self, now: float) -> None:
+        ttl = self.policy.watch_ttl_seconds
+        for release_id in [r for r, s in self._releases.items() if now - s.last_read_mono > ttl]:
+            log.debug("release %s not read for %.0f s: no longer refreshed", release_id, ttl)
+            del self._releases[release_id]
+        if self._list is not None and now - self._list.last_read_mono > ttl:
+            self._list = None
+        for release_id in [
+            r for r, at in self._missing.items() if now - at >= self.policy.refresh_seconds
+        ]:
+            del self._missing[release_id]
+
+    def _snapshots(self) -> list[ReleaseSnapshot | ListSnapshot]:
+        found: list[ReleaseSnapshot | ListSnapshot] = list(self._releases.values())
+        if self._list is not None:
+            found.append(self._list)
+        return found
+
+    async def refresh_once(self) -> RefreshReport:
+        """One refresh cycle: at most one resync, then one delta for everything else.
+
+        Raises `TemporalUnavailableError` (and remembers it for readers) if Temporal failed.
+        """
+        mono = self._clock.monotonic()
+        self._expire(mono)
+        snapshots = self._snapshots()
+        started_at = self._clock.now()
+        if not snapshots:
+            # Nothing watched, nothing to know: an old failure no longer describes any data.
+            self._failure = None
+            report = RefreshReport(started_at=started_at)
+            self.last_report = report
+            return report
+        due = [s for s in snapshots if mono - s.loaded_mono >= self.policy.resync_seconds]
+        resync = min(due, key=lambda s: s.loaded_mono) if due else None
+        rest = [s for s in snapshots if s is not resync]
+        queries = 0
+        received = 0
+        resynced: list[str] = []
+        try:
+            if resync is not None:
+                queries += 1
+                rows = await self._source.list_rows(resync.full_query())
+                received += len(rows)
+                self._apply_resync(resync, rows, started_at)
+                resynced.append(resync.release_id if isinstance(resync, ReleaseSnapshot) else "*")
+            if rest:
+                delta_rows, calls = await self._fetch_delta(rest)
+                queries += calls
+                received += len(delta_rows)
+                self._apply_delta(delta_rows)
+        except RelmgrError as exc:
+            self._fail(exc, started_at)
+            raise
+        for snapshot in rest:
+            snapshot.covered_at = started_at
+        rebuilt: list[str] = []
+        for snapshot in self._snapshots():
+            if snapshot.dirty:
+                snapshot.rebuild()
+                rebuilt.append(
+                    snapshot.release_id if isinstance(snapshot, ReleaseSnapshot) else "*"
+                )
+            else:
+                snapshot.restamp()
+        self._failure = None
+        self._failed_at = None
+        self._note_success(started_at)
+        self.cycles += 1
+        report = RefreshReport(
+            started_at=started_at,
+            list_queries=queries,
+            rows=received,
+            resynced=tuple(resynced),
+            rebuilt=tuple(rebuilt),
+            watched=len(self._releases),
+        )
+        self.last_report = report
+        return report
+
+    def _fail(self, exc: RelmgrError, started_at: datetime) -> None:
+        if isinstance(exc, TemporalUnavailableError):
+            failure = exc
+        else:
+            failure = TemporalUnavailableError(f"refreshing from Temporal failed: {exc.message}")
+        self._failure = failure
+        self._failed_at = started_at
+
+    async def _fetch_delta(
+        self, snapshots: list[ReleaseSnapshot | ListSnapshot]
+    ) -> tuple[list[VisibilityRow], int]:
+        since = min(s.covered_at for s in snapshots) - timedelta(
+            seconds=self.policy.delta_window_seconds
+        )
+        release_ids = sorted(s.release_id for s in snapshots if isinstance(s, ReleaseSnapshot))
+        include_list = any(isinstance(s, ListSnapshot) for s in snapshots)
+        chunks = [release_ids[i : i + MAX_IN_IDS] for i in range(0, len(release_ids), MAX_IN_IDS)]
+        rows: list[VisibilityRow] = []
+        calls = 0
+        for number, chunk in enumerate(chunks or [[]]):
+            with_list = include_list and number == 0
+            if not chunk and not with_list:
+                continue
+            calls += 1
+            query = delta_query(since, chunk, include_release_list=with_list)
+            rows.extend(await self._source.list_rows(query, delta=True))
+        return rows, calls
+
+    def _apply_delta(self, rows: list[VisibilityRow]) -> None:
+        listing = self._list
+        for row in rows:
+            entity = row.entity
+            is_release = entity.kind is EntityKind.RELEASE
+            if listing is not None and is_release and merge_row(listing.rows, row):
+                listing.dirty = True
+            snapshot = self._releases.get(entity.release_id)
+            if snapshot is not None and merge_row(snapshot.rows, row):
+                snapshot.dirty = True
+
+    def _apply_resync(
+        self,
+        snapshot: ReleaseSnapshot | ListSnapshot,
+        rows: list[VisibilityRow],
+        started_at: datetime,
+    ) -> None:
+        mono = self._clock.monotonic()
+        snapshot.loaded_mono = mono
+        if isinstance(snapshot, ReleaseSnapshot) and not rows:
+            # The release is gone (deleted, or a dev server restarted without its database).
+            self._releases.pop(snapshot.release_id, None)
+            self._missing[snapshot.release_id] = mono
+            return
+        snapshot.replace_rows(rows_by_id(rows))
+        snapshot.covered_at = started_at
+
+    async def run(self) -> None:
+        """Refresh forever, every `refresh_seconds`, backing off while Temporal fails."""
+        failures = 0
+        while True:
+            began = self._clock.monotonic()
+            try:
+                await self.refresh_once()
+                failures = 0
+                pause = self.policy.refresh_seconds
+            except RelmgrError as exc:
+                failures += 1
+                pause = min(
+                    self.policy.refresh_seconds * 2 ** (failures - 1),
+                    max(self.policy.refresh_seconds, MAX_BACKOFF_SECONDS),
+                )
+                log.warning("refresh failed (%d in a row): %s", failures, exc.message)
+            except Exception as exc:  # a bug must not stop every later refresh: log, flag, go on
+                failures += 1
+                self._fail(
+                    TemporalUnavailableError(f"the refresher failed: {exc!r}"), self._clock.now()
+                )
+                log.exception("refresh cycle crashed")
+                pause = max(self.policy.refresh_seconds, MAX_BACKOFF_SECONDS)
+            # Fixed rate: a cycle starts every `pause` seconds, whatever the last one took.
+            elapsed = self._clock.monotonic() - began
+            await self._clock.sleep(max(0.0, pause - elapsed))

@@ -1,0 +1,280 @@
+"""The Temporal client relmgr reads with: how to connect, and how Temporal's errors become relmgr's.
+
+`connect()` is the one place a client is made for reading: address and namespace, TLS with an
+optional client certificate (self-hosted mTLS), an API key (Temporal Cloud, TLS on), the pydantic
+data converter, and a bounded retry policy so that a dead server fails in about a second instead
+of the SDK's default 5-10 s. Start-up retries the connection with backoff, then gives up with a
+`TemporalUnavailableError` that says what was tried.
+
+`translate()` (and the `temporal_errors()` context manager built on it) turn every temporalio and
+gRPC failure into the error tree of `relmgr.errors`, so nothing above the read layer ever sees a
+temporalio exception:
+
+    RPCError NOT_FOUND                         -> NotFoundError (or unavailable, for a namespace)
+    RPCError DEADLINE_EXCEEDED, TimeoutError   -> ReadTimeoutError
+    RPCError UNAVAILABLE/INTERNAL/..., OSError -> TemporalUnavailableError
+    query failed or rejected                   -> LiveStateUnavailableError
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from temporalio.client import (
+    Client,
+    RPCTimeoutOrCancelledError,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import TemporalError
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode, TLSConfig
+
+from relmgr.errors import (
+    ConfigError,
+    LiveStateUnavailableError,
+    NotFoundError,
+    ReadTimeoutError,
+    RelmgrError,
+    TemporalUnavailableError,
+)
+from relmgr.settings import Settings
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# Bounded retries for the SDK's own retrying calls: a few quick tries for a blip, then give up, so
+# that no call to a dead server outlives the read path's time budget (the SDK default is ~10 s).
+READ_RETRY_CONFIG = RetryConfig(
+    initial_interval_millis=100,
+    randomization_factor=0.2,
+    multiplier=2.0,
+    max_interval_millis=400,
+    max_elapsed_time_millis=1_000,
+    max_retries=3,
+)
+# Start-up backoff between connection attempts: 0.5 s, 1 s, 2 s, ... capped.
+_CONNECT_BACKOFF_SECONDS = 0.5
+_CONNECT_BACKOFF_CAP_SECONDS = 8.0
+
+_UNAVAILABLE_CODES = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.UNKNOWN,
+        RPCStatusCode.INTERNAL,
+        RPCStatusCode.ABORTED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.DATA_LOSS,
+    }
+)
+
+
+def _read_file(path: Path, setting: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"RELMGR_{setting}: cannot read {path}: {exc.strerror}") from None
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """The TLS setting for `Client.connect`: False for plaintext, else a TLSConfig.
+
+    TLS is on when `temporal_tls` is set, when any TLS file or server name is given, or when an
+    API key is given (Temporal Cloud accepts API keys over TLS only).
+    """
+    wants_tls = (
+        settings.temporal_tls
+        or settings.temporal_api_key is not None
+        or settings.temporal_tls_ca is not None
+        or settings.temporal_tls_cert is not None
+        or settings.temporal_tls_key is not None
+        or settings.temporal_tls_server_name is not None
+    )
+    if not wants_tls:
+        return False
+    if (settings.temporal_tls_cert is None) != (settings.temporal_tls_key is None):
+        raise ConfigError(
+            "RELMGR_TEMPORAL_TLS_CERT and RELMGR_TEMPORAL_TLS_KEY must be set together "
+            "(a client certificate needs its private key)"
+        )
+    ca = settings.temporal_tls_ca
+    cert = settings.temporal_tls_cert
+    key = settings.temporal_tls_key
+    return TLSConfig(
+        server_root_ca_cert=_read_file(ca, "TEMPORAL_TLS_CA") if ca else None,
+        client_cert=_read_file(cert, "TEMPORAL_TLS_CERT") if cert else None,
+        client_private_key=_read_file(key, "TEMPORAL_TLS_KEY") if key else None,
+        domain=settings.temporal_tls_server_name,
+    )
+
+
+def _describe_target(settings: Settings) -> str:
+    return f"{settings.temporal_address} (namespace {settings.temporal_namespace!r})"
+
+
+async def connect(
+    settings: Settings,
+    *,
+    retries: int = 4,
+    identity: str | None = None,
+) -> Client:
+    """Connect to Temporal as `settings` say, trying `1 + retries` times with growing pauses.
+
+    Raises `TemporalUnavailableError` (never a temporalio exception) when every attempt failed,
+    and `ConfigError` for settings that cannot work (unreadable certificate, unknown namespace).
+    """
+    tls = tls_config(settings)
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    connect_timeout = settings.temporal_connect_timeout
+    attempts = max(1, retries + 1)
+    last_problem = "no attempt made"
+    for attempt in range(1, attempts + 1):
+        try:
+            client = await asyncio.wait_for(
+                Client.connect(
+                    settings.temporal_address,
+                    namespace=settings.temporal_namespace,
+                    api_key=api_key,
+                    tls=tls,
+                    data_converter=pydantic_data_converter,
+                    retry_config=READ_RETRY_CONFIG,
+                    connect_timeout=timedelta(seconds=connect_timeout),
+                    identity=identity or f"relmgr-reader@{socket.gethostname()}",
+                ),
+                timeout=connect_timeout + 1.0,
+            )
+        except (TimeoutError, RuntimeError, OSError, TemporalError) as exc:
+            last_problem = _short(exc) or type(exc).__name__
+            log.warning(
+                "connecting to Temporal at %s failed (attempt %d of %d): %s",
+                _describe_target(settings),
+                attempt,
+                attempts,
+                last_problem,
+            )
+        else:
+            await _check_namespace(client, settings)
+            return client
+        if attempt < attempts:
+            pause = min(_CONNECT_BACKOFF_SECONDS * 2 ** (attempt - 1), _CONNECT_BACKOFF_CAP_SECONDS)
+            await asyncio.sleep(pause)
+    raise TemporalUnavailableError(
+        f"cannot connect to Temporal at {_describe_target(settings)} after {attempts} "
+        f"attempt(s): {last_problem}. Is the server running, and are RELMGR_TEMPORAL_ADDRESS, "
+        "RELMGR_TEMPORAL_NAMESPACE and the TLS / API key settings right?"
+    )
+
+
+async def _check_namespace(client: Client, settings: Settings) -> None:
+    """Fail at start-up, not on the first read, when the namespace does not exist."""
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.temporal_namespace),
+            retry=True,
+            timeout=timedelta(seconds=settings.temporal_rpc_timeout),
+        )
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise ConfigError(
+                f"Temporal namespace {settings.temporal_namespace!r} does not exist at "
+                f"{settings.temporal_address}: set RELMGR_TEMPORAL_NAMESPACE"
+            ) from None
+        # Some deployments (API keys scoped to a namespace) may not allow describing it; the
+        # first read will tell. Anything else is logged, not fatal, for the same reason.
+        log.info("describe_namespace at start-up failed: %s", _short(exc))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def translate(
+    exc: BaseException,
+    *,
+    entity_id: str | None = None,
+    what: str = "reading from Temporal",
+) -> RelmgrError:
+    """The relmgr error for a failure of a Temporal call; re-raises what is not Temporal's.
+
+    `entity_id` names the entity for NotFoundError and LiveStateUnavailableError; `what` says
+    what was being done, for the message.
+    """
+    if isinstance(exc, RelmgrError):
+        return exc
+    if isinstance(exc, RPCError):
+        return _translate_rpc(exc, entity_id=entity_id, what=what)
+    if isinstance(exc, (WorkflowQueryFailedError, WorkflowQueryRejectedError)):
+        target = entity_id or "the workflow"
+        return LiveStateUnavailableError(
+            f"the live state of {target} is not available: {_short(exc)}",
+            entity_id=entity_id or "",
+        )
+    if isinstance(exc, (TimeoutError, RPCTimeoutOrCancelledError)):
+        return ReadTimeoutError(f"Temporal did not answer in time while {what}")
+    if isinstance(exc, (OSError, RuntimeError, TemporalError)):
+        # The bridge raises RuntimeError for transport failures ("Failed client connect", ...).
+        return TemporalUnavailableError(f"Temporal is unavailable while {what}: {_short(exc)}")
+    raise exc
+
+
+def _translate_rpc(exc: RPCError, *, entity_id: str | None, what: str) -> RelmgrError:
+    status = exc.status
+    message = _short(exc) or status.name
+    if status is RPCStatusCode.NOT_FOUND:
+        if "namespace" in message.lower():
+            return TemporalUnavailableError(f"Temporal namespace problem while {what}: {message}")
+        return NotFoundError(
+            f"{entity_id or 'the workflow'} not found in Temporal", entity_id=entity_id or ""
+        )
+    # The client's own RPC deadline surfaces as CANCELLED "Timeout expired".
+    timed_out = status is RPCStatusCode.CANCELLED and "timeout" in message.lower()
+    if status is RPCStatusCode.DEADLINE_EXCEEDED or timed_out:
+        return ReadTimeoutError(f"Temporal did not answer in time while {what}")
+    if status is RPCStatusCode.INVALID_ARGUMENT:
+        return TemporalUnavailableError(
+            f"Temporal rejected the request while {what}: {message} (are relmgr's search "
+            "attributes registered in this namespace? see relmgr.contract.SEARCH_ATTRIBUTES)"
+        )
+    if status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
+        return TemporalUnavailableError(
+            f"Temporal refused relmgr's credentials while {what}: {message}"
+        )
+    if status in _UNAVAILABLE_CODES:
+        return TemporalUnavailableError(f"Temporal is unavailable while {what}: {message}")
+    return TemporalUnavailableError(f"Temporal failed while {what}: {status.name}: {message}")
+
+
+@contextmanager
+def temporal_errors(
+    *, entity_id: str | None = None, what: str = "reading from Temporal"
+) -> Iterator[None]:
+    """Run a block whose Temporal failures leave it as relmgr errors (see `translate`)."""
+    try:
+        yield
+    except RelmgrError:
+        raise
+    except (RPCError, TemporalError, TimeoutError, OSError, RuntimeError) as exc:
+        raise translate(exc, entity_id=entity_id, what=what) from None
+
+
+async def bounded(
+    call: Awaitable[T],
+    *,
+    within: float,
+    entity_id: str | None = None,
+    what: str = "reading from Temporal",
+) -> T:
+    """Await one Temporal call for at most `within` seconds, with its errors translated."""
+    with temporal_errors(entity_id=entity_id, what=what):
+        return await asyncio.wait_for(call, within)

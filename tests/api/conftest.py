@@ -1,0 +1,160 @@
+"""Fixtures for the API tests: a users file, settings, a fake reader, the app and an HTTP client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+
+from relmgr.api import create_app
+from relmgr.auth import add_user
+from relmgr.models import EntityState
+from relmgr.reader.base import ReleaseReader
+from relmgr.reader.fake import FakeReader
+from relmgr.settings import Settings
+from tests.factories import T0, make_hierarchy
+
+SECRET = "test-jwt-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+PASSWORD = "correct-horse-battery"
+VIEWER_PASSWORD = "viewer-password-1"
+BASE_URL = "http://testserver"
+
+# A failed app in the demo release, for trees that are not all SUCCEEDED.
+FAILED_APP = "rel-demo.wave-2.cluster-c1.bundle-core.app-a2"
+
+
+@pytest.fixture(scope="session")
+def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A users file with `admin` and `viewer`, bcrypt-hashed once per session (0.25 s each)."""
+    path = tmp_path_factory.mktemp("users") / "users.yaml"
+    add_user(
+        path,
+        username="admin",
+        email="admin@example.com",
+        name="Admin",
+        password=PASSWORD,
+        roles=("admin",),
+    )
+    add_user(
+        path, username="viewer", email="viewer@example.com", name="Viewer", password=VIEWER_PASSWORD
+    )
+    return path
+
+
+@pytest.fixture
+def settings_for(users_file: Path, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a test app; keyword arguments override fields."""
+
+    def build(**overrides: Any) -> Settings:
+        fields: dict[str, Any] = {
+            "jwt_secret": SECRET,
+            "users_file": users_file,
+            "audit_log": tmp_path / "audit.jsonl",
+            "login_attempts_per_minute": 3,
+            "token_minutes": 15,
+        }
+        fields.update(overrides)
+        return Settings(**fields)
+
+    return build
+
+
+@pytest.fixture
+def settings(settings_for: Callable[..., Settings]) -> Settings:
+    """Default test settings."""
+    return settings_for()
+
+
+def demo_trees() -> list[Any]:
+    """Three releases: rel-demo (one failed app), rel-payments (running), rel-old (succeeded)."""
+    return [
+        make_hierarchy(
+            "demo",
+            states={
+                FAILED_APP: EntityState.FAILED,
+                "rel-demo.wave-2.cluster-c1.bundle-core": EntityState.FAILED,
+                "rel-demo.wave-2.cluster-c1": EntityState.FAILED,
+                "rel-demo.wave-2": EntityState.FAILED,
+                "rel-demo": EntityState.FAILED,
+            },
+            errors={FAILED_APP: '=HYPERLINK("http://evil")'},
+            started_at=T0,
+        ),
+        make_hierarchy(
+            "payments",
+            waves=1,
+            clusters=1,
+            apps=2,
+            default=EntityState.IN_PROGRESS,
+            states={"rel-payments.wave-1.cluster-c1.bundle-core.app-a1": EntityState.SUCCEEDED},
+            started_at=T0 + timedelta(hours=1),
+        ),
+        make_hierarchy("old", waves=1, clusters=1, apps=1, started_at=T0 - timedelta(days=1)),
+    ]
+
+
+@pytest.fixture
+def reader() -> FakeReader:
+    """A fake reader holding the demo trees."""
+    return FakeReader(demo_trees())
+
+
+@pytest.fixture
+def app_for(settings: Settings, reader: FakeReader) -> Callable[..., FastAPI]:
+    """Build an app with the test settings and the fake reader (both overridable)."""
+
+    def build(settings_: Settings | None = None, reader_: ReleaseReader | None = None) -> FastAPI:
+        return create_app(settings_ or settings, reader=reader_ or reader)
+
+    return build
+
+
+@pytest.fixture
+def app(app_for: Callable[..., FastAPI]) -> FastAPI:
+    """The app under test."""
+    return app_for()
+
+
+def http_client(
+    app: FastAPI, *, base_url: str = BASE_URL, raise_errors: bool = True
+) -> httpx.AsyncClient:
+    """An in-process HTTP client of the app."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_errors)
+    return httpx.AsyncClient(transport=transport, base_url=base_url)
+
+
+@pytest.fixture
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the app under test."""
+    async with http_client(app) as client:
+        yield client
+
+
+def sign(claims: dict[str, Any], *, secret: str = SECRET, algorithm: str = "HS256") -> str:
+    """A token with exactly these claims."""
+    return jwt.encode(claims, secret, algorithm=algorithm)
+
+
+def claims_for(username: str = "admin", *, age: int = 0, lifetime: int = 900) -> dict[str, Any]:
+    """Valid-looking claims issued `age` seconds ago."""
+    now = int(time.time()) - age
+    return {"sub": username, "iat": now, "exp": now + lifetime, "jti": "test-jti"}
+
+
+@pytest.fixture
+def token() -> str:
+    """A valid token for `admin`."""
+    return sign(claims_for())
+
+
+@pytest.fixture
+def auth(token: str) -> dict[str, str]:
+    """Headers carrying a valid bearer token."""
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,249 @@
+"""Start-up refusals, security headers, CORS, the audit log, and /docs working offline."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from relmgr.api import create_app, serve
+from relmgr.errors import ConfigError
+from relmgr.settings import Settings
+from tests.api.conftest import PASSWORD, http_client
+
+# --- refusing to start ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("", "missing or a placeholder"),
+        ("changeme", "missing or a placeholder"),
+        ("dev-secret-change-me-dev-secret-change-me", "missing or a placeholder"),
+        ("short-but-random-Zq81", "too short"),
+        ("x" * 31, "too short"),
+    ],
+)
+def test_app_refuses_weak_jwt_secrets(
+    settings_for: Callable[..., Settings], secret: str, problem: str
+) -> None:
+    """Outside dev mode a missing, placeholder or short secret stops create_app with ConfigError."""
+    with pytest.raises(ConfigError, match="RELMGR_JWT_SECRET") as raised:
+        create_app(settings_for(jwt_secret=SecretStr(secret)))
+    assert problem in raised.value.message
+    if secret:
+        assert secret not in raised.value.message
+
+
+def test_dev_mode_accepts_a_short_secret(settings_for: Callable[..., Settings]) -> None:
+    """Dev mode (where `relmgr dev` generates the secret) tolerates a short one."""
+    app = create_app(settings_for(jwt_secret=SecretStr("short"), dev_mode=True))
+    assert isinstance(app, FastAPI)
+
+
+def test_serve_refuses_before_listening(
+    settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve() raises ConfigError for a bad secret and never reaches uvicorn."""
+    import uvicorn
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("uvicorn.run was called")
+
+    monkeypatch.setattr(uvicorn, "run", must_not_run)
+    with pytest.raises(ConfigError, match="RELMGR_JWT_SECRET is too short"):
+        serve(settings_for(jwt_secret=SecretStr("y" * 20)), host="127.0.0.1", port=1)
+
+
+def test_serve_runs_uvicorn_with_the_app(
+    settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With good settings serve() hands the app, host and port to uvicorn, proxy headers on."""
+    import uvicorn
+
+    seen: dict[str, object] = {}
+
+    def fake_run(app: object, **kwargs: object) -> None:
+        seen["app"] = app
+        seen.update(kwargs)
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    serve(settings_for(), host="127.0.0.1", port=8123)
+    assert isinstance(seen["app"], FastAPI)
+    assert (seen["host"], seen["port"], seen["proxy_headers"]) == ("127.0.0.1", 8123, True)
+    assert seen["server_header"] is False
+
+
+def test_missing_users_file_stops_start_up(
+    settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A users file that does not exist is a ConfigError naming the file."""
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=r"nope\.yaml does not exist"):
+        create_app(settings_for(users_file=missing))
+
+
+def test_plaintext_password_in_users_file_stops_start_up(
+    settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A users file with a plaintext password is refused at start-up."""
+    path = tmp_path / "users.yaml"
+    path.write_text(
+        "credentials:\n  usernames:\n    bob:\n      email: b@example.com\n"
+        "      name: Bob\n      password: hunter22\n"
+    )
+    with pytest.raises(ConfigError, match="not a bcrypt hash"):
+        create_app(settings_for(users_file=path))
+
+
+# --- headers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/health", "/api/releases", "/api/nothing", "/openapi.json"])
+async def test_security_headers_on_every_response(api: httpx.AsyncClient, url: str) -> None:
+    """nosniff, DENY, no-referrer and a strict CSP on answers of every kind; no HSTS on http."""
+    response = await api.get(url)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert "strict-transport-security" not in response.headers
+    assert "server" not in response.headers
+
+
+async def test_hsts_only_over_https(app: FastAPI) -> None:
+    """A request that came over TLS gets Strict-Transport-Security."""
+    async with http_client(app, base_url="https://testserver") as api:
+        response = await api.get("/health")
+    assert response.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+
+
+async def test_cors_allows_only_configured_origins(
+    settings_for: Callable[..., Settings], app_for: Callable[..., FastAPI]
+) -> None:
+    """A listed origin gets CORS headers (ETag exposed); any other origin gets none."""
+    app = app_for(settings_for(cors_origins=["https://ops.example.com"]))
+    async with http_client(app) as api:
+        allowed = await api.get("/health", headers={"Origin": "https://ops.example.com"})
+        refused = await api.get("/health", headers={"Origin": "https://evil.example.com"})
+        preflight = await api.options(
+            "/api/releases",
+            headers={
+                "Origin": "https://ops.example.com",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "Authorization",
+            },
+        )
+    assert allowed.headers["access-control-allow-origin"] == "https://ops.example.com"
+    assert "ETag" in allowed.headers["access-control-expose-headers"]
+    assert "access-control-allow-origin" not in refused.headers
+    assert preflight.status_code == 200
+    assert "x-content-type-options" in preflight.headers
+
+
+async def test_no_cors_headers_without_configuration(api: httpx.AsyncClient) -> None:
+    """With no allow-list, no origin gets CORS headers."""
+    response = await api.get("/health", headers={"Origin": "https://ops.example.com"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+# --- audit log -----------------------------------------------------------------------------------
+
+
+def _audit(app: FastAPI) -> list[dict[str, object]]:
+    path = app.state.api.settings.audit_log
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_audit_log_records_logins_and_rejections_without_secrets(
+    app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    """Success, failure, throttling and a rejected token each write one JSON line; no secrets."""
+    wrong = "Wrong-Password-Value-123"
+    good = await api.post("/api/auth/login", data={"username": "admin", "password": PASSWORD})
+    token = good.json()["access_token"]
+    for _ in range(3):
+        await api.post("/api/auth/login", data={"username": "viewer", "password": wrong})
+    await api.post("/api/auth/login", data={"username": "viewer", "password": wrong})
+    await api.get("/api/auth/me", headers={"Authorization": f"Bearer {token}x"})
+    # A password typed into the username box is not logged either.
+    await api.post("/api/auth/login", data={"username": f"P@ss {wrong}", "password": "x"})
+
+    records = _audit(app)
+    assert [(r["event"], r.get("user"), r.get("reason")) for r in records] == [
+        ("login_succeeded", "admin", None),
+        ("login_failed", "viewer", None),
+        ("login_failed", "viewer", None),
+        ("login_failed", "viewer", None),
+        ("login_throttled", "viewer", "user"),
+        ("token_rejected", None, "bad_signature"),
+        ("login_throttled", "(malformed)", "client"),
+    ]
+    assert all(r["client"] == "127.0.0.1" for r in records)
+    assert all(str(r["ts"]).endswith("Z") for r in records)
+    text = app.state.api.settings.audit_log.read_text()
+    for secret in (PASSWORD, wrong, token, token.split(".")[2], "test-jwt-secret"):
+        assert secret not in text
+
+
+async def test_audit_goes_to_the_logger_without_a_file(
+    settings_for: Callable[..., Settings],
+    app_for: Callable[..., FastAPI],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With no audit file configured, records go to the `relmgr.audit` logger as JSON."""
+    app = app_for(settings_for(audit_log=None))
+    with caplog.at_level("INFO", logger="relmgr.audit"):
+        async with http_client(app) as api:
+            await api.post("/api/auth/login", data={"username": "admin", "password": "nope-nope"})
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "relmgr.audit"]
+    assert [(line["event"], line["user"]) for line in lines] == [("login_failed", "admin")]
+
+
+# --- /docs offline -------------------------------------------------------------------------------
+
+
+async def test_docs_page_loads_only_local_assets(api: httpx.AsyncClient) -> None:
+    """The docs page references no external URL, and every asset it names is served here."""
+    page = await api.get("/docs")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "http://" not in page.text
+    assert "https://" not in page.text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sorted(assets) == [
+        "/docs/init.js",
+        "/docs/static/favicon.png",
+        "/docs/static/swagger-ui-bundle.js",
+        "/docs/static/swagger-ui.css",
+    ]
+    for asset in assets:
+        response = await api.get(asset)
+        assert response.status_code == 200, asset
+        assert len(response.content) > 0
+    assert "<script>" not in page.text  # no inline script: the CSP forbids it
+
+
+async def test_docs_csp_allows_only_self(api: httpx.AsyncClient) -> None:
+    """The docs page's CSP lets it load its own script and the spec, nothing from elsewhere."""
+    csp = (await api.get("/docs")).headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "connect-src 'self'" in csp
+    assert "unsafe-eval" not in csp
+    assert "script-src 'self' 'unsafe-inline'" not in csp
+
+
+async def test_openapi_document_is_served_and_names_the_bearer_scheme(
+    api: httpx.AsyncClient,
+) -> None:
+    """The spec is public and declares the OAuth2 password flow at the login route."""
+    spec = (await api.get("/openapi.json")).json()
+    scheme = spec["components"]["securitySchemes"]["OAuth2PasswordBearer"]
+    assert scheme["flows"]["password"]["tokenUrl"] == "/api/auth/login"

@@ -1,0 +1,161 @@
+"""Decoding visibility records into entities, and building visibility queries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.api.workflow.v1 import WorkflowExecutionInfo
+
+from relmgr.contract import MEMO_DETAIL, EntityMemo
+from relmgr.errors import InvalidIdError
+from relmgr.models import EntityKind, EntityState, StateCounts
+from relmgr.reader.queries import delta_query, format_time, release_list_query, release_query
+from relmgr.reader.rows import row_from_info, summary_of_row
+from tests.factories import make_plan
+from tests.reader.fakes import T0, Status, workflow_info
+
+APP = "rel-one.wave-1.cluster-c1.bundle-core.app-a1"
+LATER = T0 + timedelta(minutes=3)
+
+
+def test_a_running_entity_maps_its_attributes_and_memo() -> None:
+    """Kind, release and parent from the ID; state and last change from the attributes."""
+    row = row_from_info(
+        workflow_info(
+            APP,
+            EntityState.RETRYING,
+            changed_at=LATER,
+            memo=EntityMemo(attempt=3, last_error="timeout"),
+        )
+    )
+    assert row is not None
+    entity = row.entity
+    assert (entity.kind, entity.release_id, entity.parent_id) == (
+        EntityKind.APP,
+        "rel-one",
+        "rel-one.wave-1.cluster-c1.bundle-core",
+    )
+    assert (entity.state, entity.attempt, entity.last_error) == (
+        EntityState.RETRYING,
+        3,
+        "timeout",
+    )
+    assert (entity.started_at, entity.last_changed_at, entity.finished_at) == (T0, LATER, None)
+    assert entity.started is True
+
+
+def test_a_published_terminal_state_finishes_at_its_last_change_until_closed() -> None:
+    """SUCCEEDED published but the execution not closed yet: finished at the last change."""
+    row = row_from_info(workflow_info(APP, EntityState.SUCCEEDED, changed_at=LATER))
+    assert row is not None
+    assert (row.entity.state, row.entity.finished_at) == (EntityState.SUCCEEDED, LATER)
+
+
+def test_a_closed_execution_keeps_a_published_terminal_state() -> None:
+    """A workflow that published FAILED and then completed stays FAILED, finished at close."""
+    closed = LATER + timedelta(seconds=1)
+    row = row_from_info(
+        workflow_info(
+            APP,
+            EntityState.FAILED,
+            changed_at=LATER,
+            status=Status.WORKFLOW_EXECUTION_STATUS_COMPLETED,
+            closed_at=closed,
+        )
+    )
+    assert row is not None
+    assert (row.entity.state, row.entity.finished_at) == (EntityState.FAILED, closed)
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "error"),
+    [
+        (Status.WORKFLOW_EXECUTION_STATUS_COMPLETED, EntityState.SUCCEEDED, None),
+        (Status.WORKFLOW_EXECUTION_STATUS_FAILED, EntityState.FAILED, "workflow failed"),
+        (Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, EntityState.FAILED, "workflow timed out"),
+        (Status.WORKFLOW_EXECUTION_STATUS_TERMINATED, EntityState.FAILED, "workflow terminated"),
+        (Status.WORKFLOW_EXECUTION_STATUS_CANCELED, EntityState.CANCELLED, None),
+    ],
+)
+def test_a_close_never_published_takes_the_execution_status(
+    status: int, state: EntityState, error: str | None
+) -> None:
+    """IN_PROGRESS in the attributes but closed: the status decides, with a reason as error."""
+    row = row_from_info(workflow_info(APP, EntityState.IN_PROGRESS, status=status, closed_at=LATER))
+    assert row is not None
+    assert (row.entity.state, row.entity.last_error, row.entity.finished_at) == (
+        state,
+        error,
+        LATER,
+    )
+
+
+def test_continued_as_new_is_not_an_end() -> None:
+    """The old run of a continued-as-new workflow keeps its published, running state."""
+    row = row_from_info(
+        workflow_info(
+            APP,
+            EntityState.IN_PROGRESS,
+            status=Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW,
+            closed_at=LATER,
+        )
+    )
+    assert row is not None
+    assert (row.entity.state, row.entity.finished_at) == (EntityState.IN_PROGRESS, None)
+
+
+def test_a_release_row_carries_its_summary_and_raw_plan() -> None:
+    """The release memo gives the list its counts; the plan stays raw bytes until needed."""
+    plan = make_plan(2, 1, 3)
+    memo = EntityMemo(current_wave=2, waves_total=2, apps=StateCounts(succeeded=3, pending=3))
+    row = row_from_info(workflow_info("rel-one", EntityState.IN_PROGRESS, memo=memo, plan=plan))
+    assert row is not None
+    assert row.plan_json is not None
+    summary = summary_of_row(row)
+    assert (summary.current_wave, summary.waves_total, summary.apps.succeeded) == (2, 2, 3)
+    assert summary.percent_complete == 50.0
+
+
+def test_foreign_workflows_and_odd_payloads_are_tolerated() -> None:
+    """A non-relmgr workflow ID is skipped; an undecodable memo just leaves defaults."""
+    foreign = WorkflowExecutionInfo()
+    foreign.execution.workflow_id = "nightly-backup-cron"
+    assert row_from_info(foreign) is None
+    info = workflow_info(APP, None)
+    info.memo.fields[MEMO_DETAIL].CopyFrom(
+        Payload(metadata={"encoding": b"binary/encrypted"}, data=b"\x00\x01")
+    )
+    row = row_from_info(info)
+    assert row is not None
+    assert (row.entity.state, row.entity.attempt, row.entity.last_error) == (
+        EntityState.IN_PROGRESS,
+        0,
+        None,
+    )
+
+
+def test_queries_quote_only_validated_ids() -> None:
+    """Release IDs are validated before they are quoted into a query."""
+    assert release_query("rel-a") == "RelmgrReleaseId = 'rel-a'"
+    assert release_list_query() == "RelmgrKind = 'release'"
+    with pytest.raises(InvalidIdError):
+        release_query("rel-a' OR RelmgrKind != '")
+    with pytest.raises(InvalidIdError):
+        delta_query(T0, ["rel-a", "x' OR '1'='1"], include_release_list=False)
+
+
+def test_a_delta_query_covers_changes_and_closes_in_scope() -> None:
+    """Changed-or-closed since a time, in the listed releases and/or any release row."""
+    since = datetime(2026, 11, 26, 13, 0, 0, 123456, tzinfo=UTC)
+    assert format_time(since) == "2026-11-26T13:00:00.123456Z"
+    assert delta_query(since, ["rel-b", "rel-a"], include_release_list=False) == (
+        "(RelmgrLastChange >= '2026-11-26T13:00:00.123456Z' OR "
+        "CloseTime >= '2026-11-26T13:00:00.123456Z') AND "
+        "(RelmgrReleaseId IN ('rel-a', 'rel-b'))"
+    )
+    with pytest.raises(ValueError, match="at least one"):
+        delta_query(since, [], include_release_list=False)
+    with pytest.raises(ValueError, match="timezone"):
+        format_time(datetime(2026, 1, 1))

@@ -70,7 +70,7 @@ async def _simulate(request: DeployRequest) -> DeployResult:
     return DeployResult(app_id=request.app_id, seconds=round(seconds, 3), output="simulated")
 
 
-async def _run_command(template: str, timeout: float, request: DeployRequest) -> DeployResult:
+async def _run_command(template: str, limit: float, request: DeployRequest) -> DeployResult:
     argv = command_arguments(template, request)
     started = time.monotonic()
     try:
@@ -88,9 +88,9 @@ async def _run_command(template: str, timeout: float, request: DeployRequest) ->
     communicate = asyncio.ensure_future(process.communicate())
     try:
         while not communicate.done():
-            if time.monotonic() - started > timeout:
+            if time.monotonic() - started > limit:
                 raise ApplicationError(
-                    f"deploy command timed out after {timeout:g} s",
+                    f"deploy command timed out after {limit:g} s",
                     type=DEPLOY_FAILED,
                     non_retryable=True,
                 )

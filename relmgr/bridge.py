@@ -115,3 +115,5 @@ class SyncReader:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(self.timeout)
+            if not self._thread.is_alive():
+                self._loop.close()

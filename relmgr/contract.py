@@ -3,7 +3,7 @@
 A team whose workflows follow this contract shows up in relmgr (see the README's "Contract"):
 - the workflow ID is the entity ID (`relmgr.ids`);
 - the search attributes below are set when the workflow starts and upserted on every change;
-- the release sets the `relmgr.plan` memo at start, so the whole tree is known from its first second;
+- the release sets the `relmgr.plan` memo at start, so the whole tree is known from the start;
 - memo `relmgr.detail` carries what is worth showing but not worth filtering by (last error, ...);
 - the `get_state` query returns an `Entity` (`relmgr.models`) as JSON.
 """

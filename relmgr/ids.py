@@ -127,7 +127,8 @@ def validate_search(value: str) -> str:
     """Return a free-text ID search if it only uses the ID alphabet; raise InvalidIdError if not."""
     if not SEARCH_PATTERN.match(value):
         raise InvalidIdError(
-            f"malformed search {value[:80]!r}: expected 1-64 of lowercase letters, digits, '-', '.'",
+            f"malformed search {value[:80]!r}: "
+            "expected 1-64 of lowercase letters, digits, '-', '.'",
             value=value[:80],
             expected="1-64 characters of [a-z0-9.-]",
         )

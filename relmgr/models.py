@@ -29,7 +29,7 @@ class EntityKind(StrEnum):
 
 
 class EntityState(StrEnum):
-    """The life of every entity; RETRYING is an app (or its parents) waiting to try a deploy again."""
+    """The life of every entity; RETRYING is an app waiting to try its deploy again."""
 
     PENDING = "PENDING"
     IN_PROGRESS = "IN_PROGRESS"

@@ -1,4 +1,4 @@
-"""Settings: one class, read from `RELMGR_*` environment variables, reached through `get_settings()`."""
+"""Settings: one class read from `RELMGR_*` environment variables, through `get_settings()`."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ MIN_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
-    """Everything relmgr can be configured with; every field is `RELMGR_<NAME>` in the environment."""
+    """Everything relmgr can be configured with; each field is `RELMGR_<NAME>` in the env."""
 
     model_config = SettingsConfigDict(env_prefix="RELMGR_", extra="ignore")
 

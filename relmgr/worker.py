@@ -16,7 +16,7 @@ def build_worker(
     *,
     max_concurrent_activities: int = 200,
 ) -> Worker:
-    """A worker for every relmgr workflow and activity (the client must use the pydantic converter)."""
+    """A worker for every relmgr workflow and activity (the client needs the pydantic converter)."""
     return Worker(
         client,
         task_queue=task_queue,

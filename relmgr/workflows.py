@@ -270,7 +270,7 @@ class ClusterWorkflow(_Tracked):
 
 @workflow.defn(name="Bundle")
 class BundleWorkflow(_Tracked):
-    """Deploys its apps in plan order, `parallelism` at a time; stops starting apps after a failure."""
+    """Deploys its apps in plan order, `parallelism` at a time; starts none after a failure."""
 
     @workflow.run
     async def run(self, start: BundleInput) -> Outcome:

@@ -67,7 +67,9 @@ async def test_release_runs_every_entity_to_succeeded(client: Client, worker: Wo
     rows = await _wait_rows(client, release_id, expected)
     assert len(rows) == expected == plan.entity_count
     kinds = [r.typed_search_attributes.get(SA_KIND) for r in rows.values()]
-    assert sorted(kinds) == sorted(["release"] + ["wave"] * 2 + ["cluster", "bundle"] * 6 + ["app"] * 12)
+    assert sorted(kinds) == sorted(
+        ["release"] + ["wave"] * 2 + ["cluster", "bundle"] * 6 + ["app"] * 12
+    )
     for entity_id, row in rows.items():
         attrs = row.typed_search_attributes
         assert attrs.get(SA_STATE) == "SUCCEEDED", entity_id
@@ -79,7 +81,8 @@ async def test_release_runs_every_entity_to_succeeded(client: Client, worker: Wo
         assert state.last_changed_at == attrs.get(SA_LAST_CHANGE)
     memo = await rows[release_id].memo()
     detail = EntityMemo.model_validate(memo[MEMO_DETAIL])
-    assert detail.apps is not None and detail.apps.succeeded == 12 and detail.apps.total == 12
+    assert detail.apps is not None
+    assert (detail.apps.succeeded, detail.apps.total) == (12, 12)
     assert (detail.current_wave, detail.waves_total) == (2, 2)
 
 
@@ -107,7 +110,8 @@ async def test_failing_app_fails_its_ancestors_and_stops_the_release(
     app = await client.get_workflow_handle(f"{bundle}.app-a2").describe()
     detail = EntityMemo.model_validate((await app.memo())[MEMO_DETAIL])
     assert detail.attempt == 2
-    assert detail.last_error is not None and "attempt 2/2" in detail.last_error
+    assert detail.last_error is not None
+    assert "attempt 2/2" in detail.last_error
     assert "simulated error" in detail.last_error
 
 
@@ -125,7 +129,7 @@ async def test_retrying_app_is_visible_without_a_worker(client: Client) -> None:
                 desc = await client.get_workflow_handle(app_id).describe()
                 if desc.typed_search_attributes.get(SA_STATE) == "RETRYING":
                     break
-            except Exception:  # noqa: BLE001,S110 - not started yet
+            except Exception:  # noqa: S110 - the app has not started yet
                 pass
             await asyncio.sleep(0.1)
     # The worker is gone now: only the server answers.

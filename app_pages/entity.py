@@ -1,0 +1,37 @@
+"""Entity (`?id=ID`): any wave, cluster, bundle or app (or a release) with its breadcrumbs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from relmgr.ui import login, refresh
+from relmgr.ui.entity_view import render_entity
+from relmgr.ui.links import id_prompt
+from relmgr.ui.present import ENTITY_PARAM, md_escape, title_for_id
+
+login.require_signed_in()
+
+entity_id = st.query_params.get(ENTITY_PARAM, "").strip()
+
+if not entity_id:
+    st.title("Entity", anchor=False)
+    id_prompt(
+        param=ENTITY_PARAM,
+        label="Entity ID",
+        placeholder="rel-2026-11-payments.wave-1.cluster-eu-1",
+        key="entity-prompt",
+        button="Open entity",
+    )
+    st.stop()
+
+st.title(md_escape(title_for_id(entity_id)), anchor=False)
+st.caption(md_escape(entity_id))
+
+
+@st.fragment(run_every=refresh.interval())
+def entity_view() -> None:
+    """The data region: reread on every refresh."""
+    render_entity(entity_id, interval=refresh.interval())
+
+
+entity_view()

@@ -1,0 +1,37 @@
+"""Release (`?release=ID`): header, needs-attention list, the nested tree, and its CSV."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from relmgr.ui import login, refresh
+from relmgr.ui.links import id_prompt
+from relmgr.ui.present import RELEASE_PARAM, RELEASES_PAGE, md_escape
+from relmgr.ui.release_tree import render_release
+
+login.require_signed_in()
+
+release_id = st.query_params.get(RELEASE_PARAM, "").strip()
+st.page_link(RELEASES_PAGE, label="All releases", icon=":material/arrow_back:")
+
+if not release_id:
+    st.title("Release", anchor=False)
+    id_prompt(
+        param=RELEASE_PARAM,
+        label="Release ID",
+        placeholder="rel-2026-11-payments",
+        key="release-prompt",
+        button="Open release",
+    )
+    st.stop()
+
+st.title(f"Release {md_escape(release_id)}", anchor=False)
+
+
+@st.fragment(run_every=refresh.interval())
+def release_view() -> None:
+    """The data region: reread on every refresh; open branches stay open."""
+    render_release(release_id, interval=refresh.interval())
+
+
+release_view()

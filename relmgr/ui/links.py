@@ -1,0 +1,54 @@
+"""Moving between pages: opening a selected table row, and asking for an ID when none is given.
+
+Links in tables (`LinkColumn`) and in Markdown open a new browser tab, hence a new session; these
+helpers navigate inside the session with `st.switch_page`, keeping the page's URL shareable
+through its query parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import streamlit as st
+
+from relmgr.ui.present import ENTITY_PAGE, ENTITY_PARAM, RELEASE_PAGE, RELEASE_PARAM
+
+_SHOWN = "relmgr-rows-shown"
+
+
+def remember_rows(table_key: str, entity_ids: Sequence[str]) -> None:
+    """Remember which IDs a selectable table showed, in display order, for the next run."""
+    st.session_state.setdefault(_SHOWN, {})[table_key] = tuple(entity_ids)
+
+
+def selected_id(table_key: str, event: Any) -> str | None:
+    """The ID of the row selected in `event`, as the table showed it when it was clicked.
+
+    The selection arrives in the rerun after the click, whose fresh read may have reordered the
+    rows, so the index is looked up among the rows the previous run showed.
+    """
+    rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
+    shown = st.session_state.get(_SHOWN, {}).get(table_key, ())
+    if not rows or not 0 <= rows[0] < len(shown):
+        return None
+    return str(shown[rows[0]])
+
+
+def open_release(release_id: str) -> None:
+    """Switch to a release's page (this ends the current run)."""
+    st.switch_page(RELEASE_PAGE, query_params={RELEASE_PARAM: release_id})
+
+
+def open_entity(entity_id: str) -> None:
+    """Switch to an entity's page (this ends the current run)."""
+    st.switch_page(ENTITY_PAGE, query_params={ENTITY_PARAM: entity_id})
+
+
+def id_prompt(*, param: str, label: str, placeholder: str, key: str, button: str) -> None:
+    """A small form that puts an ID into the page's query parameter (the page then shows it)."""
+    with st.form(key, border=False):
+        value = st.text_input(label, placeholder=placeholder, key=f"{key}-value")
+        if st.form_submit_button(button, icon=":material/open_in_new:") and value.strip():
+            st.query_params[param] = value.strip()
+            st.rerun()

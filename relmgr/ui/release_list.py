@@ -1,0 +1,261 @@
+"""The release list: the query its controls describe, state tiles, the table, paging and CSV.
+
+The controls are bound to the URL (`?state=FAILED&q=2026&sort=Release+ID&order=Ascending&size=25
+&page=2`; a select is bound by the text it shows), so every view of the list is a link that can
+be shared. Paging happens in the reader: one page
+of `ReleaseQuery` is read per refresh, never the whole list; the CSV alone reads every page
+that matches, and only when its button is clicked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import streamlit as st
+
+from relmgr import ids
+from relmgr.bridge import SyncReader
+from relmgr.errors import InvalidIdError
+from relmgr.models import (
+    MAX_PAGE_SIZE,
+    EntityState,
+    ReleaseListPage,
+    ReleaseQuery,
+    ReleaseSort,
+    ReleaseSummary,
+    StateCounts,
+)
+from relmgr.ui.freshness import load, render_status
+from relmgr.ui.links import open_release, remember_rows, selected_id
+from relmgr.ui.present import STATE_TITLES, md_escape
+from relmgr.ui.runtime import get_reader
+from relmgr.ui.tables import RELEASE_COLUMNS, release_columns, release_rows, table_height
+
+STATE_KEY = "state"
+SEARCH_KEY = "q"
+SORT_KEY = "sort"
+ORDER_KEY = "order"
+SIZE_KEY = "size"
+PAGE_KEY = "page"
+TABLE_KEY = "releases-table"
+CSV_KEY = "releases-csv"
+ANY_STATE = "All"
+PAGE_SIZES: tuple[int, ...] = (25, 50, 100, 200)
+DEFAULT_PAGE_SIZE = 50
+# The CSV reads every matching page; past this many rows the export is cut (and says so).
+EXPORT_LIMIT = 10_000
+SORT_TITLES: dict[str, str] = {
+    ReleaseSort.STARTED_AT.value: "Started",
+    ReleaseSort.LAST_CHANGED_AT.value: "Last changed",
+    ReleaseSort.ID.value: "Release ID",
+    ReleaseSort.STATE.value: "State",
+    ReleaseSort.PERCENT_COMPLETE.value: "Percent complete",
+}
+ORDER_TITLES: dict[str, str] = {"desc": "Descending", "asc": "Ascending"}
+
+
+@dataclass(frozen=True, slots=True)
+class ListControls:
+    """What the controls ask for, as the widgets return it (not validated yet)."""
+
+    state: str = ANY_STATE
+    search: str = ""
+    sort: str = ReleaseSort.STARTED_AT.value
+    order: str = "desc"
+    page_size: int = DEFAULT_PAGE_SIZE
+
+
+def _first_page() -> None:
+    # A new filter, search or page size changes which rows page N holds; start again at 1.
+    st.session_state[PAGE_KEY] = 1
+
+
+def render_controls() -> ListControls:
+    """The filter, search, sort and page-size controls, in one row, bound to the URL."""
+    state_col, search_col, sort_col, order_col, size_col = st.columns(
+        [2, 3, 2, 2, 1], vertical_alignment="bottom"
+    )
+    state = state_col.selectbox(
+        "State",
+        [ANY_STATE, *(s.value for s in EntityState)],
+        key=STATE_KEY,
+        bind="query-params",
+        on_change=_first_page,
+        help="Show only releases in this state",
+    )
+    search = search_col.text_input(
+        "Search by ID",
+        key=SEARCH_KEY,
+        bind="query-params",
+        placeholder="part of a release ID, e.g. 2026-11",
+        help="Lowercase letters, digits, '-' and '.' (1-64 characters)",
+        on_change=_first_page,
+    )
+    sort = sort_col.selectbox(
+        "Sort by",
+        list(SORT_TITLES),
+        key=SORT_KEY,
+        bind="query-params",
+        format_func=SORT_TITLES.__getitem__,
+        on_change=_first_page,
+    )
+    order = order_col.selectbox(
+        "Order",
+        list(ORDER_TITLES),
+        key=ORDER_KEY,
+        bind="query-params",
+        format_func=ORDER_TITLES.__getitem__,
+        on_change=_first_page,
+    )
+    size = size_col.selectbox(
+        "Rows",
+        PAGE_SIZES,
+        index=PAGE_SIZES.index(DEFAULT_PAGE_SIZE),
+        key=SIZE_KEY,
+        bind="query-params",
+        on_change=_first_page,
+    )
+    return ListControls(
+        state=str(state or ANY_STATE),
+        search=search or "",
+        sort=str(sort or ReleaseSort.STARTED_AT.value),
+        order=str(order or "desc"),
+        page_size=int(size or DEFAULT_PAGE_SIZE),
+    )
+
+
+def build_query(controls: ListControls, page: int = 1) -> ReleaseQuery:
+    """The reader query for the controls; InvalidIdError for a malformed search."""
+    search = controls.search.strip()
+    if search:
+        ids.validate_search(search)
+    return ReleaseQuery(
+        page=max(1, page),
+        page_size=controls.page_size,
+        state=None if controls.state == ANY_STATE else EntityState(controls.state),
+        search=search or None,
+        sort=ReleaseSort(controls.sort),
+        descending=controls.order != "asc",
+    )
+
+
+def requested_page() -> int:
+    """The page the pager (or the URL, before the pager is drawn) asks for."""
+    value = st.session_state.get(PAGE_KEY)
+    if value is None:
+        value = st.query_params.get(PAGE_KEY)
+    try:
+        return max(1, int(value)) if value is not None else 1
+    except (TypeError, ValueError):
+        return 1
+
+
+def matching_releases(
+    reader: SyncReader, query: ReleaseQuery, limit: int = EXPORT_LIMIT
+) -> list[ReleaseSummary]:
+    """Every release the query matches (all pages, in its order), up to `limit`."""
+    items: list[ReleaseSummary] = []
+    number = 1
+    while len(items) < limit:
+        result = reader.list_releases(
+            query.model_copy(update={"page": number, "page_size": MAX_PAGE_SIZE})
+        )
+        items.extend(result.items)
+        if number >= result.pages:
+            break
+        number += 1
+    return items[:limit]
+
+
+def releases_csv_of(reader: SyncReader, query: ReleaseQuery) -> Callable[[], str]:
+    """The CSV download's data: built when the button is clicked, not on every refresh."""
+
+    def build() -> str:
+        from relmgr.export import releases_csv
+
+        return releases_csv(matching_releases(reader, query))
+
+    return build
+
+
+def render_tiles(counts: StateCounts) -> None:
+    """One tile per state with how many releases are in it, and one with all of them."""
+    columns = st.columns(len(EntityState) + 1)
+    columns[0].metric("All releases", counts.total, border=True)
+    for column, state in zip(columns[1:], EntityState, strict=True):
+        column.metric(STATE_TITLES[state], counts.get(state), border=True)
+
+
+def render_table(page: ReleaseListPage) -> None:
+    """The page of releases; selecting a row opens its release page."""
+    event = st.dataframe(
+        release_rows(page.items),
+        column_config=release_columns(),
+        column_order=RELEASE_COLUMNS,
+        hide_index=True,
+        key=TABLE_KEY,
+        on_select="rerun",
+        selection_mode="single-row",
+        height=table_height(len(page.items), max_rows=20),
+    )
+    chosen = selected_id(TABLE_KEY, event)
+    remember_rows(TABLE_KEY, [r.id for r in page.items])
+    if chosen is not None:
+        open_release(chosen)
+
+
+def render_pager(page: ReleaseListPage) -> None:
+    """Which rows are shown, and the page buttons when there is more than one page."""
+    first = (page.page - 1) * page.page_size + 1 if page.items else 0
+    last = first + len(page.items) - 1 if page.items else 0
+    st.caption(f"Releases {first}–{last} of {page.total} · page {page.page} of {page.pages}")
+    if page.pages > 1:
+        st.pagination(
+            page.pages, default=min(page.page, page.pages), key=PAGE_KEY, bind="query-params"
+        )
+
+
+def render_list(controls: ListControls, *, interval: float | None) -> None:
+    """The data region of the releases page: status, tiles, table, pager and CSV."""
+    try:
+        query = build_query(controls, requested_page())
+    except InvalidIdError as exc:
+        st.error(md_escape(exc.message), icon=":material/search_off:")
+        return
+    reader = get_reader()
+    snapshot = load(
+        "releases", query.model_dump_json(), ReleaseListPage, lambda: reader.list_releases(query)
+    )
+    page = snapshot.value
+    if page is not None and not snapshot.stale and page.total and query.page > page.pages:
+        # The page asked for is past the end (the list shrank): show the last one instead.
+        query = query.model_copy(update={"page": page.pages})
+        st.session_state[PAGE_KEY] = page.pages
+        snapshot = load(
+            "releases",
+            query.model_dump_json(),
+            ReleaseListPage,
+            lambda: reader.list_releases(query),
+        )
+        page = snapshot.value
+    render_status(snapshot, view="releases", interval=interval)
+    if page is None:
+        return
+    render_tiles(page.counts)
+    if not page.items:
+        st.info("No releases match these filters.", icon=":material/filter_alt_off:")
+    render_table(page)
+    pager, download = st.columns([4, 1], vertical_alignment="top")
+    with pager:
+        render_pager(page)
+    download.download_button(
+        "Download CSV",
+        data=releases_csv_of(reader, query),
+        file_name="releases.csv",
+        mime="text/csv",
+        key=CSV_KEY,
+        on_click="ignore",
+        icon=":material/download:",
+        help=f"All {min(page.total, EXPORT_LIMIT)} releases that match the filters, as CSV",
+    )

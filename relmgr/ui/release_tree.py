@@ -1,0 +1,282 @@
+"""One release: header, needs-attention list, the lazy nested tree, change highlights and CSV.
+
+The tree is nested expanders, Release -> Wave -> Cluster -> Bundle, with the apps of a bundle
+as one compact table, each label carrying the state badge and N/M roll-ups. It stays fast for
+the 1,206-entity release because it is lazy: an expander tracks its state (`on_change`), and the
+children of a closed one are not rendered at all, so a refresh draws the open branches only.
+
+Streamlit derives an expander's identity from its label, so a label that changes (a roll-up
+moved on) would come back closed. The open/closed state of every node is therefore read before
+it is drawn, kept in session state by ID, and given back as `expanded`: it survives refreshes,
+label changes, and a parent being closed and opened again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from relmgr.bridge import SyncReader
+from relmgr.errors import InvalidIdError, NotFoundError
+from relmgr.models import (
+    Bundle,
+    EntityKind,
+    EntityState,
+    ReleaseHierarchy,
+    StateCounts,
+    TreeNode,
+    children_of,
+)
+from relmgr.ui.freshness import load, render_status
+from relmgr.ui.links import open_entity, remember_rows, selected_id
+from relmgr.ui.present import (
+    RELEASES_PAGE,
+    STATE_COLORS,
+    STATE_ICONS,
+    badge,
+    format_duration,
+    format_time,
+    md_escape,
+    node_label,
+    ratio,
+)
+from relmgr.ui.runtime import get_reader
+from relmgr.ui.tables import SHOW_PATH, SHOW_SEGMENT, entity_columns, entity_rows, table_height
+
+# How long an entity stays highlighted after its state changed: a few refreshes, so the eye
+# can catch it, rather than exactly one.
+HIGHLIGHT_SECONDS = 10.0
+OPEN_KEY = "relmgr-tree-open"
+ATTENTION_KEY = "attention-table"
+CSV_KEY = "hierarchy-csv"
+CHANGED_ICON = ":material/bolt:"
+CONTAINS_CHANGES_ICON = ":material/update:"
+_TRACKER_KEY = "relmgr-change-tracker"
+_APP_TABLE_COLUMNS = (
+    "Entity",
+    "State",
+    "Attempt",
+    "Started",
+    "Last changed",
+    "Last error",
+    "Changed",
+)
+_ATTENTION_COLUMNS = ("Kind", "Entity", "State", "Attempt", "Last error", "Last changed")
+
+
+# ---------------------------------------------------------------------------------------------
+# What changed since the previous refresh.
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Entities whose state changed lately, and every entity with such a change at or below it."""
+
+    changed: frozenset[str] = frozenset()
+    containing: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class _Tracker:
+    release_id: str
+    states: dict[str, EntityState]
+    marked: dict[str, float] = field(default_factory=dict)
+
+
+def _with_ancestors(entity_ids: frozenset[str]) -> frozenset[str]:
+    # An ID's ancestors are its dot-separated prefixes (see relmgr.ids).
+    found: set[str] = set()
+    for entity_id in entity_ids:
+        parts = entity_id.split(".")
+        found.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))
+    return frozenset(found)
+
+
+def track_changes(hierarchy: ReleaseHierarchy, *, now: float | None = None) -> Changes:
+    """Compare with the tree this session showed last; mark entities whose state changed."""
+    clock = time.monotonic() if now is None else now
+    states = {node.id: node.state for node in hierarchy.entities()}
+    previous = st.session_state.get(_TRACKER_KEY)
+    marked: dict[str, float] = {}
+    if isinstance(previous, _Tracker) and previous.release_id == hierarchy.release.id:
+        marked = {i: t for i, t in previous.marked.items() if clock - t < HIGHLIGHT_SECONDS}
+        for entity_id, state in states.items():
+            before = previous.states.get(entity_id)
+            if before is not None and before is not state:
+                marked[entity_id] = clock
+    st.session_state[_TRACKER_KEY] = _Tracker(hierarchy.release.id, states, marked)
+    changed = frozenset(marked)
+    return Changes(changed=changed, containing=_with_ancestors(changed))
+
+
+# ---------------------------------------------------------------------------------------------
+# Header and needs-attention list.
+
+
+def counts_markdown(counts: StateCounts) -> str:
+    """One badge per state that has any, with its count (Streamlit Markdown)."""
+    shown = [
+        f":{STATE_COLORS[s]}-badge[{s.value} {counts.get(s)}]" for s in EntityState if counts.get(s)
+    ]
+    return " ".join(shown) if shown else ":gray-badge[no apps]"
+
+
+def render_header(hierarchy: ReleaseHierarchy) -> None:
+    """State, progress bar, app counts by state, and timing."""
+    release = hierarchy.release
+    apps = release.rollup.apps
+    waves = release.rollup.children
+    st.markdown(f"{badge(release.state)} &nbsp; waves {ratio(waves)} · apps {ratio(apps)}")
+    percent = release.rollup.percent_complete
+    st.progress(
+        min(1.0, percent / 100.0),
+        text=f"{percent:.1f}% of apps deployed ({apps.succeeded} of {apps.total})",
+    )
+    st.markdown(counts_markdown(apps))
+    finished = format_time(release.finished_at) if release.state.is_terminal else "—"
+    st.caption(
+        f"Started {format_time(release.started_at)} · last change "
+        f"{format_time(release.last_changed_at)} · finished {finished} · "
+        f"running time {format_duration(release)}"
+    )
+
+
+def render_attention(hierarchy: ReleaseHierarchy) -> None:
+    """Failed and retrying entities with their last error; a selected row opens its page."""
+    items = hierarchy.needs_attention()
+    st.subheader(f"Needs attention ({len(items)})", anchor=False)
+    if not items:
+        st.caption("Nothing has failed and nothing is retrying.")
+        return
+    event = st.dataframe(
+        entity_rows(items),
+        column_config=entity_columns(show=SHOW_PATH),
+        column_order=_ATTENTION_COLUMNS,
+        hide_index=True,
+        key=ATTENTION_KEY,
+        on_select="rerun",
+        selection_mode="single-row",
+        height=table_height(len(items), max_rows=8),
+    )
+    chosen = selected_id(ATTENTION_KEY, event)
+    remember_rows(ATTENTION_KEY, [n.id for n in items])
+    if chosen is not None:
+        open_entity(chosen)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tree.
+
+
+def tree_key(entity_id: str) -> str:
+    """The widget key of a node's expander ('.' is not in the ID alphabet's CSS-friendly part)."""
+    return "tree-" + entity_id.replace(".", "_")
+
+
+def default_open(node: TreeNode) -> bool:
+    """The release itself, and a cluster's one bundle, start open; everything else closed."""
+    return node.kind in (EntityKind.RELEASE, EntityKind.BUNDLE)
+
+
+def _icon(node: TreeNode, changes: Changes) -> str:
+    if node.id in changes.changed:
+        return CHANGED_ICON
+    if node.id in changes.containing:
+        return CONTAINS_CHANGES_ICON
+    return STATE_ICONS[node.state]
+
+
+def _render_node(node: TreeNode, changes: Changes) -> None:
+    key = tree_key(node.id)
+    remembered: dict[str, bool] = st.session_state.setdefault(OPEN_KEY, {})
+    # The expander's own state when it was drawn last run (or the click that caused this run),
+    # else what was remembered when it was last drawn, else the default.
+    current = st.session_state.get(key)
+    is_open = current if isinstance(current, bool) else remembered.get(node.id, default_open(node))
+    remembered[node.id] = is_open
+    expander = st.expander(
+        node_label(node, changed=node.id in changes.changed),
+        expanded=is_open,
+        key=key,
+        icon=_icon(node, changes),
+        on_change="rerun",
+    )
+    with expander:
+        if not expander.open:
+            return  # lazy: nothing below a closed node is drawn
+        if isinstance(node, Bundle):
+            st.dataframe(
+                entity_rows(node.apps, changed=changes.changed),
+                column_config=entity_columns(show=SHOW_SEGMENT),
+                column_order=_APP_TABLE_COLUMNS,
+                hide_index=True,
+                key=f"apps-{key}",
+                height=table_height(len(node.apps), max_rows=25),
+            )
+            return
+        for child in children_of(node):
+            _render_node(child, changes)
+
+
+def render_tree(hierarchy: ReleaseHierarchy, changes: Changes) -> None:
+    """Release -> Wave -> Cluster -> Bundle -> App, drawn only where it is open."""
+    st.subheader("Hierarchy", anchor=False)
+    st.caption(
+        "N/M = succeeded of total. "
+        f"{CHANGED_ICON} :orange-badge[changed] marks a state change in the last "
+        f"{HIGHLIGHT_SECONDS:g} s; {CONTAINS_CHANGES_ICON} marks a branch with one inside."
+    )
+    _render_node(hierarchy.release, changes)
+
+
+# ---------------------------------------------------------------------------------------------
+# The page's data region.
+
+
+def hierarchy_csv_of(hierarchy: ReleaseHierarchy) -> str:
+    """The whole tree as CSV, one row per entity."""
+    from relmgr.export import hierarchy_csv
+
+    return hierarchy_csv(hierarchy)
+
+
+def read_release(reader: SyncReader, release_id: str) -> ReleaseHierarchy:
+    """One read of the whole tree (a function so tests can name what the page reads)."""
+    return reader.get_release_hierarchy(release_id)
+
+
+def render_release(release_id: str, *, interval: float | None) -> None:
+    """The data region of the release page."""
+    reader = get_reader()
+    try:
+        snapshot = load(
+            "release", release_id, ReleaseHierarchy, lambda: read_release(reader, release_id)
+        )
+    except InvalidIdError as exc:
+        st.error(md_escape(exc.message), icon=":material/error:")
+        return
+    except NotFoundError:
+        st.warning(f"Release {md_escape(release_id)} was not found.", icon=":material/search_off:")
+        st.page_link(RELEASES_PAGE, label="Back to all releases", icon=":material/arrow_back:")
+        return
+    render_status(snapshot, view="release", interval=interval)
+    hierarchy = snapshot.value
+    if hierarchy is None:
+        return
+    changes = track_changes(hierarchy) if not snapshot.stale else Changes()
+    render_header(hierarchy)
+    tree_snapshot = hierarchy
+    st.download_button(
+        "Download hierarchy CSV",
+        data=lambda: hierarchy_csv_of(tree_snapshot),
+        file_name=f"{hierarchy.release.id}.csv",
+        mime="text/csv",
+        key=CSV_KEY,
+        on_click="ignore",
+        icon=":material/download:",
+        help="Every entity of this release: kind, ID, parent, state, times",
+    )
+    render_attention(hierarchy)
+    render_tree(hierarchy, changes)

@@ -1,0 +1,62 @@
+"""The dashboard's frame: page config, the sign-in gate, the sidebar, and the pages it declares.
+
+Run with `streamlit run streamlit_app.py`. Before sign-in only the sign-in form is drawn and
+nothing is read; the pages are still declared (hidden), so a shared link such as
+`/release?release=rel-2026-11-payments` survives the sign-in and opens where it pointed.
+
+The pages live in `app_pages/`, not `pages/`, on purpose: when a `pages/` folder sits next to
+the entry point, Streamlit 1.67 starts every process in its old folder-based multipage mode until
+the first `st.navigation` call, and in that mode it runs a requested page file directly, without
+this frame: the first visitor after a restart who opens `/release?...` would skip the sign-in.
+Each page also refuses to run for a session that is not signed in, and points to the sign-in.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from relmgr.errors import ConfigError
+from relmgr.settings import get_settings
+from relmgr.ui import login, refresh
+
+st.set_page_config(
+    page_title="relmgr",
+    page_icon=":material/rocket_launch:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+
+PAGES = [
+    st.Page(
+        "app_pages/releases.py",
+        title="Releases",
+        icon=":material/view_list:",
+        url_path="releases",
+        default=True,
+    ),
+    st.Page(
+        "app_pages/release.py", title="Release", icon=":material/account_tree:", url_path="release"
+    ),
+    st.Page(
+        "app_pages/entity.py", title="Entity", icon=":material/deployed_code:", url_path="entity"
+    ),
+]
+
+try:
+    settings = get_settings()
+    user = login.gate(settings)
+except ConfigError as error:
+    st.navigation(PAGES, position="hidden")
+    login.render_startup_error(error)
+    st.stop()
+
+if user is None:
+    st.navigation(PAGES, position="hidden")
+    st.stop()
+
+navigation = st.navigation(PAGES, position="sidebar")
+with st.sidebar:
+    login.render_account(user)
+    st.divider()
+    refresh.render_control(settings)
+navigation.run()

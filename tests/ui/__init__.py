@@ -1,0 +1,1 @@
+"""Tests of the Streamlit dashboard (AppTest against the real entry point and a fake reader)."""

@@ -1,0 +1,116 @@
+"""Fixtures for the dashboard tests: settings in the environment, a users file, a fake reader
+behind the UI's seam, and AppTest instances of the real entry point, signed in or not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from relmgr.auth import add_user
+from relmgr.models import EntityState, ReleaseHierarchy
+from relmgr.reader.base import ReleaseReader
+from relmgr.reader.fake import FakeReader
+from relmgr.settings import Settings, get_settings
+from relmgr.ui import runtime
+from tests.factories import make_hierarchy
+
+APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
+USERNAME = "alice"
+NAME = "Alice Example"
+PASSWORD = "correct horse battery"
+COOKIE_KEY = "k" * 16 + "0123456789abcdefghijklmnopqrstuv"  # 48 bytes, no placeholder word
+
+# The demo release: 2 waves x 2 clusters x 1 bundle x 2 apps; one app failed, one retrying.
+FAILED_APP = "rel-demo.wave-2.cluster-c1.bundle-core.app-a2"
+RETRYING_APP = "rel-demo.wave-2.cluster-c2.bundle-core.app-a1"
+
+
+@pytest.fixture(scope="session")
+def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A users file with one user, bcrypt-hashed once per session."""
+    path = tmp_path_factory.mktemp("ui-users") / "users.yaml"
+    add_user(path, username=USERNAME, email="alice@example.com", name=NAME, password=PASSWORD)
+    return path
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch, users_file: Path) -> Iterator[None]:
+    """The settings the dashboard reads (RELMGR_*), fresh for each test."""
+    for name in ("RELMGR_DEV_MODE", "RELMGR_UI_REFRESH_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RELMGR_USERS_FILE", str(users_file))
+    monkeypatch.setenv("RELMGR_COOKIE_KEY", COOKIE_KEY)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def demo_tree() -> ReleaseHierarchy:
+    """The demo release with a failed and a retrying app (both with a last error)."""
+    return make_hierarchy(
+        "demo",
+        states={
+            FAILED_APP: EntityState.FAILED,
+            "rel-demo.wave-2.cluster-c1.bundle-core": EntityState.FAILED,
+            "rel-demo.wave-2.cluster-c1": EntityState.FAILED,
+            "rel-demo.wave-2": EntityState.IN_PROGRESS,
+            "rel-demo": EntityState.IN_PROGRESS,
+            RETRYING_APP: EntityState.RETRYING,
+            "rel-demo.wave-2.cluster-c2.bundle-core": EntityState.IN_PROGRESS,
+            "rel-demo.wave-2.cluster-c2": EntityState.IN_PROGRESS,
+            # Not started yet: a PENDING placeholder from the plan.
+            "rel-demo.wave-2.cluster-c2.bundle-core.app-a2": None,  # type: ignore[dict-item]
+        },
+        errors={FAILED_APP: "deploy failed: exit code 3", RETRYING_APP: "timeout talking to api"},
+    )
+
+
+@pytest.fixture
+def fake(environment: None) -> Iterator[FakeReader]:
+    """A fake reader with the demo release and two finished ones, installed behind the seam."""
+    reader = FakeReader(
+        [
+            demo_tree(),
+            make_hierarchy("done-one"),
+            make_hierarchy("done-two", default=EntityState.FAILED),
+        ]
+    )
+
+    async def factory(settings: Settings) -> ReleaseReader:
+        return reader
+
+    runtime.set_reader_factory(factory)
+    yield reader
+    runtime.set_reader_factory(None)
+
+
+@pytest.fixture
+def new_app(fake: FakeReader) -> Callable[[], AppTest]:
+    """A fresh AppTest of the entry point, not signed in."""
+    return lambda: AppTest.from_file(str(APP), default_timeout=30)
+
+
+def sign_in(at: AppTest) -> AppTest:
+    """Put the session into the signed-in state streamlit-authenticator itself would leave."""
+    at.session_state["authentication_status"] = True
+    at.session_state["username"] = USERNAME
+    at.session_state["name"] = NAME
+    return at
+
+
+@pytest.fixture
+def app(new_app: Callable[[], AppTest]) -> AppTest:
+    """A signed-in AppTest of the entry point (not run yet)."""
+    return sign_in(new_app())
+
+
+def open_page(at: AppTest, page: str, **params: str) -> AppTest:
+    """Run the app once, switch to `page` with query parameters, and run it there."""
+    at.run()
+    at.switch_page(page)
+    at.query_params.clear()
+    at.query_params.update(params)
+    return at.run()

@@ -1,0 +1,275 @@
+"""The sign-in gate: only the form before sign-in, wrong passwords refused, a real bcrypt sign-in,
+logout, links that survive the sign-in, and start-up errors shown on the page."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+from streamlit_authenticator.controllers import CookieController
+
+from relmgr.reader.fake import FakeReader
+from relmgr.settings import get_settings
+from relmgr.ui.login import SIGNED_OUT_USER_GONE, WRONG_CREDENTIALS
+from relmgr.ui.present import md_escape
+from tests.ui.conftest import NAME, PASSWORD, USERNAME, sign_in
+
+
+def submit_login(at: AppTest, username: str, password: str) -> AppTest:
+    """Fill in the sign-in form and submit it."""
+    at.text_input[0].set_value(username)
+    at.text_input[1].set_value(password)
+    return at.button[0].click().run()
+
+
+def only_the_login_form(at: AppTest) -> None:
+    """The page holds the sign-in form and nothing of the app."""
+    assert not at.exception
+    assert [s.value for s in at.subheader] == ["Sign in to relmgr"]
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert len(at.title) == 0
+    assert len(at.dataframe) == 0
+    assert len(at.metric) == 0
+    assert len(at.sidebar.children) == 0
+
+
+def test_before_sign_in_only_the_form_shows_and_nothing_is_read(
+    new_app: Callable[[], AppTest], fake: FakeReader
+) -> None:
+    """The first visit draws the form alone and makes no read."""
+    at = new_app().run()
+    only_the_login_form(at)
+    assert fake.calls == []
+
+
+def test_a_deep_link_shows_only_the_form_before_sign_in(
+    new_app: Callable[[], AppTest], fake: FakeReader
+) -> None:
+    """A shared link to a release page reads nothing before sign-in either."""
+    at = new_app().run()
+    at.switch_page("app_pages/release.py")
+    at.query_params["release"] = "rel-demo"
+    at.run()
+    only_the_login_form(at)
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [(USERNAME, "wrong password!"), ("mallory", PASSWORD)],
+    ids=["wrong-password", "unknown-user"],
+)
+def test_wrong_credentials_are_refused_with_a_clear_message(
+    new_app: Callable[[], AppTest], fake: FakeReader, username: str, password: str
+) -> None:
+    """A wrong password or an unknown user gets the same message and no data."""
+    at = submit_login(new_app().run(), username, password)
+    assert not at.exception
+    assert [e.value for e in at.error] == [WRONG_CREDENTIALS]
+    assert at.session_state["authentication_status"] is False
+    assert len(at.title) == 0
+    assert fake.calls == []
+
+
+def test_signing_in_through_the_form_with_a_bcrypt_user_opens_the_releases(
+    new_app: Callable[[], AppTest], fake: FakeReader
+) -> None:
+    """The real form, the real users file: signed in, the form gone, the list read and shown."""
+    at = submit_login(new_app().run(), USERNAME, PASSWORD)
+    assert not at.exception
+    assert at.session_state["authentication_status"] is True
+    assert at.session_state["username"] == USERNAME
+    assert [t.value for t in at.title] == ["Releases"]
+    assert [s.value for s in at.subheader] == []  # the form's heading is gone
+    assert "list_releases" in fake.calls
+    assert at.sidebar.markdown[0].value == f"Signed in as **{NAME}**  \n:gray[{USERNAME}]"
+    assert at.sidebar.button(key="sign-out").label == "Log out"
+
+
+def test_a_link_opened_before_sign_in_opens_after_it(
+    new_app: Callable[[], AppTest], fake: FakeReader
+) -> None:
+    """Signing in on a shared release link lands on that release, not on the list."""
+    at = new_app().run()
+    at.switch_page("app_pages/release.py")
+    at.query_params["release"] = "rel-demo"
+    at = submit_login(at.run(), USERNAME, PASSWORD)
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Release rel-demo"]
+    assert fake.calls[-1] == "get_release_hierarchy"
+
+
+def test_logout_returns_to_the_form_without_reading(app: AppTest, fake: FakeReader) -> None:
+    """The sidebar's logout signs the session out and shows only the form."""
+    at = app.run()
+    assert [t.value for t in at.title] == ["Releases"]
+    reads = len(fake.calls)
+    at.sidebar.button(key="sign-out").click().run()
+    only_the_login_form(at)
+    assert at.session_state["authentication_status"] is None
+    assert len(fake.calls) == reads
+
+
+def test_a_user_removed_from_the_users_file_is_signed_out(app: AppTest, fake: FakeReader) -> None:
+    """A session whose user is no longer in the file gets the form, not the data."""
+    app.session_state["username"] = "bob"
+    at = app.run()
+    only_the_login_form(at)
+    assert fake.calls == []
+
+
+def startup_error(at: AppTest) -> str:
+    """The one start-up error on the page (and nothing else of the app)."""
+    assert not at.exception
+    assert len(at.error) == 1
+    assert len(at.text_input) == 0
+    assert len(at.title) == 0
+    return str(at.error[0].value)
+
+
+@pytest.mark.parametrize(
+    ("cookie_key", "message"),
+    [
+        ("please-change-this-cookie-key-to-32-random-bytes", "is missing or a placeholder"),
+        ("", "is missing or a placeholder"),
+        ("short-but-random-x7", "is too short: 19 bytes, at least 32 are required"),
+    ],
+    ids=["placeholder", "missing", "short"],
+)
+def test_an_unusable_cookie_key_is_a_clear_startup_error(
+    new_app: Callable[[], AppTest],
+    fake: FakeReader,
+    monkeypatch: pytest.MonkeyPatch,
+    cookie_key: str,
+    message: str,
+) -> None:
+    """A placeholder, missing or short cookie key stops the app with a message naming it."""
+    monkeypatch.setenv("RELMGR_COOKIE_KEY", cookie_key)
+    get_settings.cache_clear()
+    text = startup_error(new_app().run())
+    assert text.startswith("**relmgr cannot start:** RELMGR\\_COOKIE\\_KEY ")
+    assert md_escape(message) in text
+    assert fake.calls == []
+
+
+def test_the_cookie_key_can_come_from_streamlit_secrets(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without RELMGR_COOKIE_KEY, `cookie_key` in secrets.toml is used (and checked)."""
+    monkeypatch.delenv("RELMGR_COOKIE_KEY")
+    get_settings.cache_clear()
+    at = new_app()
+    at.secrets["cookie_key"] = "s" * 40
+    only_the_login_form(at.run())
+    at = new_app()
+    at.secrets["cookie_key"] = "changeme"
+    assert "is missing or a placeholder" in startup_error(at.run())
+
+
+def test_the_placeholder_cookie_key_is_accepted_in_dev_mode(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dev mode takes any non-empty key, so a demo starts without secrets."""
+    monkeypatch.setenv("RELMGR_COOKIE_KEY", "please-change-this-cookie-key-to-32-random-bytes")
+    monkeypatch.setenv("RELMGR_DEV_MODE", "true")
+    get_settings.cache_clear()
+    only_the_login_form(new_app().run())
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        ("credentials: [unclosed", "is not valid YAML at line 1"),
+        ("credentials:\n  usernames:\n    bob:\n      password: hunter2\n", "is not a bcrypt hash"),
+    ],
+    ids=["missing", "not-yaml", "plaintext-password"],
+)
+def test_a_broken_users_file_is_a_clear_startup_error(
+    new_app: Callable[[], AppTest],
+    fake: FakeReader,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    content: str | None,
+    message: str,
+) -> None:
+    """A missing, malformed or plaintext users file stops the app with the reason, no trace."""
+    path = tmp_path / "users.yaml"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    monkeypatch.setenv("RELMGR_USERS_FILE", str(path))
+    get_settings.cache_clear()
+    text = startup_error(new_app().run())
+    assert text.startswith("**relmgr cannot start:** users file ")
+    assert md_escape(message) in text
+
+
+def test_invalid_settings_are_a_clear_startup_error(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A setting outside its range names the variable instead of raising."""
+    monkeypatch.setenv("RELMGR_UI_REFRESH_SECONDS", "0")
+    get_settings.cache_clear()
+    text = startup_error(new_app().run())
+    assert "RELMGR\\_UI\\_REFRESH\\_SECONDS" in text
+
+
+def test_signed_in_state_reached_through_session_state(app: AppTest) -> None:
+    """The helper the other page tests use really reaches the signed-in app."""
+    at = sign_in(app).run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Releases"]
+
+
+def remembered_cookie(monkeypatch: pytest.MonkeyPatch, username: str) -> None:
+    """Make streamlit-authenticator find a valid re-authentication cookie for `username`.
+
+    Like the library's own reader, it finds none once the session has logged out."""
+    token = {"username": username, "exp_date": time.time() + 3600}
+
+    def get_cookie(self: CookieController) -> dict[str, object] | bool:
+        return False if st.session_state.get("logout") else token
+
+    monkeypatch.setattr(CookieController, "get_cookie", get_cookie)
+
+
+def test_a_valid_cookie_signs_in_without_the_form(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new session with the signed cookie of a known user goes straight to the data."""
+    remembered_cookie(monkeypatch, USERNAME)
+    at = new_app().run()
+    assert not at.exception
+    assert at.session_state["username"] == USERNAME
+    assert [t.value for t in at.title] == ["Releases"]
+    assert "list_releases" in fake.calls
+
+
+def test_logout_is_not_undone_by_the_cookie(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After logout the session shows the form even though the browser sent a cookie."""
+    remembered_cookie(monkeypatch, USERNAME)
+    at = new_app().run()
+    at.sidebar.button(key="sign-out").click().run()
+    only_the_login_form(at)
+    at.run()
+    only_the_login_form(at)
+
+
+def test_a_cookie_of_a_removed_user_asks_for_a_sign_in(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cookie naming a user no longer in the file is dropped; the form comes back."""
+    remembered_cookie(monkeypatch, "ghost")
+    at = new_app().run()
+    assert not at.exception
+    assert [i.value for i in at.info] == [SIGNED_OUT_USER_GONE]
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert len(at.title) == 0
+    assert fake.calls == []

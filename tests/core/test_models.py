@@ -1,0 +1,99 @@
+"""Domain models: states, counts, roll-ups, plans and the tree helpers."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from relmgr.models import (
+    EntityState,
+    ReleaseListPage,
+    ReleasePlan,
+    ReleaseQuery,
+    Rollup,
+    StateCounts,
+    walk,
+)
+from tests.factories import T0, make_hierarchy, make_plan
+
+
+def test_terminal_and_attention_states() -> None:
+    """Only SUCCEEDED, FAILED and CANCELLED are terminal; FAILED and RETRYING need attention."""
+    assert {s for s in EntityState if s.is_terminal} == {
+        EntityState.SUCCEEDED,
+        EntityState.FAILED,
+        EntityState.CANCELLED,
+    }
+    assert {s for s in EntityState if s.needs_attention} == {
+        EntityState.FAILED,
+        EntityState.RETRYING,
+    }
+
+
+def test_state_counts_tally_add_and_total() -> None:
+    """Counting states, adding counts and the derived totals agree."""
+    counts = StateCounts.of([EntityState.SUCCEEDED, EntityState.SUCCEEDED, EntityState.FAILED])
+    more = StateCounts(pending=2, retrying=1)
+    total = counts + more
+    assert total == StateCounts(pending=2, retrying=1, succeeded=2, failed=1)
+    assert (total.total, total.finished) == (6, 3)
+    assert total.get(EntityState.RETRYING) == 1
+
+
+def test_percent_complete_is_succeeded_apps_over_all_apps() -> None:
+    """3 of 8 apps deployed is 37.5 %; no apps is 0 %."""
+    assert Rollup(apps=StateCounts(succeeded=3, failed=1, pending=4)).percent_complete == 37.5
+    assert Rollup().percent_complete == 0.0
+
+
+def test_plan_counts_entities_as_the_contract_says() -> None:
+    """A W x C x A plan has 1 + W + 2WC + WCA workflows and WCA apps."""
+    plan = make_plan(waves=5, clusters=20, apps=10)
+    assert plan.entity_count == 1 + 5 + 2 * 5 * 20 + 5 * 20 * 10 == 1206
+    assert plan.app_count == 1000
+
+
+def test_models_are_frozen_and_refuse_unknown_fields() -> None:
+    """A plan cannot be changed after creation nor built with a field it does not know."""
+    plan = make_plan(1, 1, 1)
+    with pytest.raises(ValidationError):
+        plan.waves = ()  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        ReleasePlan.model_validate({"waves": [], "extra": 1})
+
+
+@pytest.mark.parametrize("field", [{"page": 0}, {"page_size": 0}, {"page_size": 501}, {"page": -1}])
+def test_release_query_refuses_out_of_range_paging(field: dict[str, int]) -> None:
+    """Zero, negative and over-large paging values are refused."""
+    with pytest.raises(ValidationError):
+        ReleaseQuery.model_validate(field)
+
+
+def test_list_page_counts_pages_rounding_up() -> None:
+    """101 releases at 50 a page fill 3 pages; none fill 1."""
+    page = ReleaseListPage(
+        items=(), total=101, page=1, page_size=50, counts=StateCounts(), read_at=T0
+    )
+    assert page.pages == 3
+    assert page.model_copy(update={"total": 0}).pages == 1
+
+
+def test_walk_visits_parents_before_children_in_plan_order() -> None:
+    """Depth-first order: release, wave 1, its cluster, bundle, apps, then wave 2."""
+    tree = make_hierarchy("walk", waves=2, clusters=1, apps=2)
+    order = [n.id.removeprefix("rel-walk") for n in walk(tree.release)]
+    assert order == [
+        "",
+        ".wave-1",
+        ".wave-1.cluster-c1",
+        ".wave-1.cluster-c1.bundle-core",
+        ".wave-1.cluster-c1.bundle-core.app-a1",
+        ".wave-1.cluster-c1.bundle-core.app-a2",
+        ".wave-2",
+        ".wave-2.cluster-c1",
+        ".wave-2.cluster-c1.bundle-core",
+        ".wave-2.cluster-c1.bundle-core.app-a1",
+        ".wave-2.cluster-c1.bundle-core.app-a2",
+    ]
+    assert tree.find("rel-walk.wave-2.cluster-c1") is not None
+    assert tree.find("rel-walk.wave-3") is None

@@ -21,7 +21,7 @@ from relmgr.ui import login, refresh
 
 st.set_page_config(
     page_title="relmgr",
-    page_icon=":material/rocket_launch:",
+    page_icon="🚀",  # an emoji, not a Material icon: those are fetched from a font CDN
     layout="wide",
     initial_sidebar_state="expanded",
 )

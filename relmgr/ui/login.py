@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import jwt
 import streamlit as st
 import streamlit_authenticator as stauth
 from pydantic import SecretStr
@@ -95,6 +96,12 @@ def _authenticator(settings: Settings, key: str, users: UsersFile) -> stauth.Aut
     )
 
 
+def _forget_cookie(authenticator: stauth.Authenticate) -> None:
+    """Delete this browser's cookie and stop reading it for the rest of this session."""
+    authenticator.cookie_controller.delete_cookie()
+    st.session_state["logout"] = True
+
+
 def _request_logout() -> None:
     st.session_state[_LOGOUT_REQUESTED] = True
 
@@ -122,9 +129,14 @@ def gate(settings: Settings) -> SignedIn | None:
     except stauth.LoginError:
         # Raised only for a valid cookie naming a user who is no longer in the users file:
         # forget the cookie for this session and ask for a sign-in instead.
-        authenticator.cookie_controller.delete_cookie()
-        state["logout"] = True
+        _forget_cookie(authenticator)
         st.info(SIGNED_OUT_USER_GONE, icon=":material/person_off:")
+        authenticator.login(location="main", key=LOGIN_FORM_KEY, fields=_FIELDS)
+    except jwt.InvalidTokenError:
+        # A cookie that is not an HS256 token (`alg: none`, another algorithm): the library
+        # catches only bad signatures and undecodable tokens, and lets these escape. It is
+        # forged or foreign, so it is dropped like any other invalid cookie: the form shows.
+        _forget_cookie(authenticator)
         authenticator.login(location="main", key=LOGIN_FORM_KEY, fields=_FIELDS)
     status = state.get("authentication_status")
     if status is False:

@@ -1,0 +1,231 @@
+"""Fixtures of the browser tests: one real stack for the package (Temporal dev server, worker,
+seeded releases, `streamlit run`), one Chromium, and a fresh browser context per page.
+
+Every page a test opens is saved as a screenshot in `test-artifacts/browser/` when the test ends,
+whether it passed or not.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+
+from relmgr.messages import DeployOptions
+from tests.browser.stack import (
+    CHROMIUM,
+    COOKIE_NAME,
+    ROOT,
+    Dashboard,
+    TemporalStack,
+    dashboard,
+    launch_chromium,
+)
+from tests.factories import make_plan
+
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+VIEWPORT: ViewportSize = {"width": 1400, "height": 900}
+# Generous bounds for things that normally take a second or two; a slow CI box must not flake.
+LOAD_TIMEOUT_MS = 20_000
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """The releases started for the browser tests; all their names share `token`, which no other
+    release in those tests has, so searching for it lists exactly these three."""
+
+    token: str
+    done: str  # 2 waves x 2 clusters x 1 bundle x 2 apps, all SUCCEEDED
+    slow: str  # the same shape, apps taking an hour: IN_PROGRESS for the whole run
+    failed: str  # 1 x 1 x 1 x 2, app a1 fails: FAILED with a1 FAILED and a2 SUCCEEDED
+
+    @property
+    def ids(self) -> tuple[str, str, str]:
+        """The three release IDs."""
+        return (self.done, self.slow, self.failed)
+
+
+FAST = DeployOptions(min_seconds=0.05, max_seconds=0.1, parallelism=4)
+
+
+def seed_releases(temporal: TemporalStack, seeded: Seeded) -> None:
+    """Start the three releases and wait until the two that finish have finished."""
+    temporal.start_release(seeded.done, make_plan(2, 2, 2), FAST)
+    temporal.start_release(
+        seeded.slow, make_plan(2, 2, 2), DeployOptions(min_seconds=3600, max_seconds=3600)
+    )
+    temporal.start_release(
+        seeded.failed,
+        make_plan(1, 1, 2),
+        DeployOptions(min_seconds=0.05, max_seconds=0.1, fail_apps=("a1",), max_attempts=1),
+    )
+    temporal.result(seeded.done, timeout=90)
+    # A failed release's workflow fails; its outcome is in visibility, which is what is read.
+    temporal.finished_at(seeded.failed).result(timeout=90)
+
+
+@pytest.fixture(scope="package")
+def seeded() -> Seeded:
+    """The names of the seeded releases."""
+    token = f"bt{secrets.token_hex(3)}"
+    return Seeded(
+        token=token,
+        done=f"rel-{token}-done",
+        slow=f"rel-{token}-slow",
+        failed=f"rel-{token}-failed",
+    )
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory: pytest.TempPathFactory, seeded: Seeded) -> Iterator[Dashboard]:
+    """The whole dashboard stack with the seeded releases, for the browser tests."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}")
+    workdir = tmp_path_factory.mktemp("browser-stack")
+    with dashboard(workdir, seed=lambda temporal: seed_releases(temporal, seeded)) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def chromium(stack: Dashboard) -> Iterator[Browser]:
+    """One headless Chromium for the browser tests (started after the stack, so a skip skips it)."""
+    # Every wait in these tests is for a server round trip or a refresh, not for an animation.
+    expect.set_options(timeout=LOAD_TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+            expect.set_options(timeout=None)  # back to Playwright's default
+
+
+def _artifact_name(node_name: str, label: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", node_name).strip("-")
+    return f"{name}-{label}.png" if label else f"{name}.png"
+
+
+@pytest.fixture
+def open_page(chromium: Browser, request: pytest.FixtureRequest) -> Iterator[Callable[..., Page]]:
+    """Open a page in a fresh browser context (its own cookies); `label` names its screenshot,
+    `storage_state` starts it with a saved browser state (cookies).
+
+    When the test ends, each page is saved as a screenshot with a log of what its frontend
+    reported; a JavaScript error on any page (Streamlit's frontend then shows a blank page)
+    fails the test, even if everything it asserted had been seen before.
+    """
+    opened: list[tuple[str, BrowserContext, Page, list[str], list[str]]] = []
+
+    def new(label: str = "", storage_state: Any = None) -> Page:
+        context = chromium.new_context(
+            viewport=VIEWPORT,
+            accept_downloads=True,
+            color_scheme="light",
+            storage_state=storage_state,
+        )
+        context.set_default_timeout(LOAD_TIMEOUT_MS)
+        page = context.new_page()
+        events: list[str] = []
+        errors: list[str] = []
+        opened_at = time.monotonic()
+
+        def log(event: str) -> None:
+            events.append(f"{time.monotonic() - opened_at:7.2f} s  {event}")
+
+        def on_error(error: Exception) -> None:
+            errors.append(str(error))
+            log(f"pageerror: {error}")
+
+        page.on("pageerror", on_error)
+        page.on("crash", lambda _: on_error(RuntimeError("the page crashed")))
+        page.on(
+            "console",
+            lambda message: (
+                log(f"console.{message.type}: {message.text}")
+                if message.type in ("error", "warning")
+                else None
+            ),
+        )
+        page.on("framenavigated", lambda frame: log(f"navigated: {frame.url}"))
+        page.on("requestfailed", lambda failed: log(f"request failed: {failed.url}"))
+        opened.append((label, context, page, events, errors))
+        return page
+
+    yield new
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    for label, context, page, events, errors in opened:
+        name = _artifact_name(request.node.name, label)
+        try:
+            (ARTIFACTS / name).with_suffix(".log").write_text("".join(f"{e}\n" for e in events))
+            if not page.is_closed():
+                page.screenshot(path=ARTIFACTS / name)
+        finally:
+            context.close()
+        problems += [f"{name}: {error}" for error in errors]
+    if problems:
+        pytest.fail("the dashboard's frontend failed:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def page(open_page: Callable[..., Page]) -> Page:
+    """A fresh page, not signed in."""
+    return open_page()
+
+
+def sign_in(page: Page, stack: Dashboard, password: str | None = None) -> None:
+    """Fill in and submit the sign-in form on the current page."""
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.get_by_role("textbox", name="Username").fill(stack.account.username)
+    page.get_by_role("textbox", name="Password").fill(password or stack.account.password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def expect_page_title(page: Page, title: str) -> None:
+    """The page's title (its one level-1 heading) reads `title`. While a run replaces the page,
+    the outgoing title can linger for a moment beside the new one; this waits for one."""
+    heading = page.get_by_role("heading", level=1, name=title, exact=True)
+    expect(heading).to_have_count(1)
+    expect(heading).to_be_visible()
+
+
+def wait_for_cookie(page: Page) -> None:
+    """Until the session cookie is in the browser (a component sets it just after sign-in)."""
+    page.wait_for_function(
+        f"document.cookie.split('; ').some(c => c.startsWith('{COOKIE_NAME}='))",
+        timeout=LOAD_TIMEOUT_MS,
+    )
+
+
+@pytest.fixture(scope="package")
+def signed_in_state(chromium: Browser, stack: Dashboard) -> Any:
+    """The browser state (the session cookie) of one real sign-in through the form."""
+    context = chromium.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        page.goto(stack.url, timeout=LOAD_TIMEOUT_MS)
+        sign_in(page, stack)
+        expect(page.get_by_text("Signed in as")).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+        wait_for_cookie(page)
+        return context.storage_state()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def signed_in_page(open_page: Callable[..., Page], signed_in_state: Any) -> Page:
+    """A fresh page whose browser carries the session cookie of a real sign-in."""
+    return open_page(storage_state=signed_in_state)

@@ -1,0 +1,113 @@
+"""Measure two races between the dashboard's auto-refresh and the user, in a real Chromium.
+
+    .venv/bin/python -m tests.browser.repro_races [--refresh 1 3] [--runs 15]
+
+1. Download race: "Download CSV" is drawn inside the auto-refreshing fragment, and every refresh
+   registers a new deferred download and drops the previous one. A click that still carries the
+   previous one gets nothing (the server logs "Deferred file ... not found"; the user sees no
+   download at all). Counted: clicks whose download never started within 5 s.
+2. Page-switch race: selecting a row of the release list calls `st.switch_page` from inside the
+   fragment; a refresh of the list that lands during the switch sends its elements to the new
+   page and Streamlit's frontend throws "Bad delta path index", leaving a blank page. Counted:
+   row selections after which the page reported a JavaScript error.
+
+Each figure is measured against the same stack the browser tests use (its own Temporal dev
+server, worker and `streamlit run`, all stopped at the end); the browser tests themselves pause
+auto-refresh around these two actions, so they stay deterministic while these bugs are open.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.browser.conftest import Seeded, seed_releases, sign_in, wait_for_cookie
+from tests.browser.stack import Dashboard, dashboard, launch_chromium
+
+STEP_TIMEOUT_MS = 20_000
+
+
+def _list_page(page: Page, stack: Dashboard, seeded: Seeded) -> None:
+    page.goto(f"{stack.url}/?q={seeded.token}&sort=Release+ID&order=Ascending")
+    cells = page.get_by_test_id("stDataFrame").first.locator('[role="gridcell"][aria-colindex="1"]')
+    expect(cells).to_have_count(3, timeout=STEP_TIMEOUT_MS)
+
+
+def lost_downloads(page: Page, stack: Dashboard, seeded: Seeded, runs: int, refresh: float) -> int:
+    """How many of `runs` clicks on the list's "Download CSV" produced no download."""
+    _list_page(page, stack, seeded)
+    lost = 0
+    for run in range(runs):
+        time.sleep(refresh * (run % 7) / 7)  # vary the phase against the refresh timer
+        try:
+            with page.expect_download(timeout=5_000) as download:
+                page.locator(".st-key-releases-csv").get_by_role("button").click()
+            download.value.path()
+        except PlaywrightError:
+            lost += 1
+    return lost
+
+
+def blank_pages(page: Page, stack: Dashboard, seeded: Seeded, runs: int, refresh: float) -> int:
+    """How many of `runs` row selections on the list ended in a frontend error."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    crashed = 0
+    for run in range(runs):
+        errors.clear()
+        _list_page(page, stack, seeded)
+        time.sleep(refresh * (run % 7) / 7)
+        page.get_by_test_id("stDataFrame").first.click(position={"x": 17, "y": 52})
+        try:
+            expect(page.get_by_text("100.0% of apps deployed (8 of 8)")).to_be_visible(
+                timeout=8_000
+            )
+            expect(page.get_by_text("Hierarchy", exact=True)).to_be_visible(timeout=8_000)
+            page.wait_for_timeout(refresh * 1_000 + 500)  # let late refreshes arrive
+        except AssertionError:
+            pass
+        crashed += bool(errors)
+    return crashed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: print one line per refresh interval and race."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--refresh", type=float, nargs="+", default=[1.0, 3.0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args(argv)
+    token = f"race{int(time.time()) % 100_000}"
+    seeded = Seeded(token, f"rel-{token}-done", f"rel-{token}-slow", f"rel-{token}-failed")
+    for refresh in args.refresh:
+        with (
+            tempfile.TemporaryDirectory(prefix="relmgr-races-") as workdir,
+            dashboard(
+                Path(workdir),
+                seed=lambda temporal: seed_releases(temporal, seeded),
+                ui_refresh_seconds=refresh,
+            ) as stack,
+            sync_playwright() as playwright,
+        ):
+            browser = launch_chromium(playwright)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.goto(stack.url)
+                sign_in(page, stack)
+                wait_for_cookie(page)
+                lost = lost_downloads(page, stack, seeded, args.runs, refresh)
+                print(f"refresh {refresh:g} s: {lost}/{args.runs} download clicks lost", flush=True)
+                blank = blank_pages(page, stack, seeded, args.runs, refresh)
+                print(f"refresh {refresh:g} s: {blank}/{args.runs} row selections blanked the page")
+            finally:
+                browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,459 @@
+"""The dashboard in a real Chromium against a real Temporal dev server: the release list and its
+sorting, the five levels of a release, both CSV downloads, live state changes, escaping of hostile
+input, and a Temporal outage with recovery. Latencies are printed (run with `-s` to see them)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import secrets
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import Dialog, Locator, Page, expect
+
+from relmgr.messages import DeployOptions
+from tests.browser.conftest import FAST, Seeded, expect_page_title
+from tests.browser.stack import Dashboard
+from tests.factories import make_plan
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+# The glide data grid draws on a canvas; these are its geometry in CSS pixels (Streamlit 1.67):
+# the header row and each body row are 35 px high, and a selectable table starts with a 35 px
+# column of row checkboxes.
+ROW_PX = 35
+MARKER_PX = 35
+RELEASE_HEADER_X = MARKER_PX + 100  # inside the "Release" column (width "medium", 200 px)
+
+RELEASES_CSV_HEADER = [
+    "id",
+    "state",
+    "percent_complete",
+    "apps_total",
+    "apps_succeeded",
+    "apps_failed",
+    "apps_in_progress",
+    "apps_pending",
+    "current_wave",
+    "waves_total",
+    "started_at",
+    "last_changed_at",
+    "finished_at",
+]
+HIERARCHY_CSV_HEADER = [
+    "kind",
+    "id",
+    "parent_id",
+    "state",
+    "started_at",
+    "last_changed_at",
+    "finished_at",
+    "attempt",
+    "last_error",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the page.
+
+
+def table_column(page: Page, column: int, table: Locator | None = None) -> Locator:
+    """The cells of one column (1-based, as the grid's accessible table numbers them)."""
+    grid = table if table is not None else page.get_by_test_id("stDataFrame").first
+    return grid.locator(f'[role="gridcell"][aria-colindex="{column}"]')
+
+
+def release_links(ids: list[str]) -> list[str]:
+    """What the accessible table holds in the Release column for these releases, in order."""
+    return [f"release?release={release_id}" for release_id in ids]
+
+
+def tree_node(page: Page, entity_id: str) -> Locator:
+    """The expander of one node of the release tree (keyed `tree-<id with '.' -> '_'>`)."""
+    return page.locator(f".st-key-tree-{entity_id.replace('.', '_')}")
+
+
+def node_label(page: Page, entity_id: str) -> Locator:
+    """The clickable label of a tree node."""
+    return tree_node(page, entity_id).locator("summary").first
+
+
+def release_header(page: Page, state: str, waves: str, apps: str) -> Locator:
+    """The release header line `STATE  waves N/M · apps N/M` (`state` is a regex)."""
+    pattern = rf"^\s*{state}\s+waves {re.escape(waves)} · apps {re.escape(apps)}\s*$"
+    return page.get_by_test_id("stMarkdownContainer").filter(has_text=re.compile(pattern))
+
+
+def updated_caption(page: Page) -> Locator:
+    """The `Updated N s ago · ...` caption of fresh data."""
+    return page.get_by_text(re.compile(r"^Updated \d+ s ago · "))
+
+
+_WATCH_RUNS = """() => {
+    if (window.relmgrRuns !== undefined) return;
+    const app = document.querySelector('[data-testid="stApp"]');
+    window.relmgrRuns = 0;
+    window.relmgrLastRun = performance.now();
+    new MutationObserver(() => {
+        window.relmgrLastRun = performance.now();
+        if (app.getAttribute("data-test-script-state") === "running") window.relmgrRuns++;
+    }).observe(app, { attributes: true, attributeFilter: ["data-test-script-state"] });
+}"""
+
+
+def wait_for_refreshes(page: Page, runs: int = 2) -> None:
+    """Until the app has run `runs` more times (auto-refreshes rerun the data fragment), seen
+    as switches of the app's script state to `running`."""
+    page.evaluate(_WATCH_RUNS)
+    start = page.evaluate("window.relmgrRuns")
+    page.wait_for_function(f"window.relmgrRuns >= {start + runs}")
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+
+
+def wait_until_quiet(page: Page, quiet_ms: int = 1_500) -> None:
+    """Until the app has not run for `quiet_ms` (longer than a refresh interval)."""
+    page.evaluate(_WATCH_RUNS)
+    page.wait_for_function(
+        f"""() => document.querySelector('[data-testid="stApp"]')
+                .getAttribute("data-test-script-state") === "notRunning"
+            && performance.now() - window.relmgrLastRun > {quiet_ms}"""
+    )
+
+
+def choose(page: Page, select_label: str, option: str) -> None:
+    """Pick `option` in the select box labelled `select_label`."""
+    page.get_by_test_id("stSelectbox").filter(has_text=select_label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def pause_auto_refresh(page: Page) -> None:
+    """Pause the auto-refresh (sidebar control), and wait until no run is left in flight."""
+    choose(page, "Auto-refresh", "Paused")
+    expect(page.get_by_text(re.compile(r"auto-refresh paused$"))).to_be_visible()
+    # A refresh the browser asked for just before the pause still runs once, after it.
+    wait_until_quiet(page)
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    """A downloaded CSV's rows, header included."""
+    return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+
+
+# ---------------------------------------------------------------------------------------------
+# The release list.
+
+
+def test_the_list_shows_the_seeded_releases_and_sorts(
+    signed_in_page: Page, stack: Dashboard, seeded: Seeded
+) -> None:
+    """The seeded releases are listed with their states and tiles; the sort controls re-sort them
+    on the server (and in the URL); clicking the Release header sorts the table both ways."""
+    page = signed_in_page
+    page.goto(f"{stack.url}/?q={seeded.token}")
+    releases = table_column(page, 1)
+    states = table_column(page, 2)
+    # Default: newest first; the three were started in the order done, slow, failed.
+    expect(releases).to_have_text(release_links([seeded.failed, seeded.slow, seeded.done]))
+    expect(states).to_have_text(["FAILED", "IN_PROGRESS", "SUCCEEDED"])
+    tiles = {
+        "All releases": 3,
+        "Pending": 0,
+        "In progress": 1,
+        "Retrying": 0,
+        "Succeeded": 1,
+        "Failed": 1,
+        "Cancelled": 0,
+    }
+    expect(page.get_by_test_id("stMetric")).to_have_text(
+        [re.compile(rf"^{title}\s*{count}$") for title, count in tiles.items()]
+    )
+    expect(page.get_by_text("Releases 1–3 of 3 · page 1 of 1")).to_be_visible()
+
+    choose(page, "Sort by", "Release ID")
+    expect(releases).to_have_text(release_links([seeded.slow, seeded.failed, seeded.done]))
+    choose(page, "Order", "Ascending")
+    expect(releases).to_have_text(release_links([seeded.done, seeded.failed, seeded.slow]))
+    expect(states).to_have_text(["SUCCEEDED", "FAILED", "IN_PROGRESS"])
+    assert "sort=Release+ID" in page.url
+    assert "order=Ascending" in page.url
+
+    # The header sorts the rows shown, in the browser: a fresh view, newest first, then clicks.
+    page.goto(f"{stack.url}/?q={seeded.token}")
+    expect(releases).to_have_text(release_links([seeded.failed, seeded.slow, seeded.done]))
+    grid = page.get_by_test_id("stDataFrame").first
+    header = (RELEASE_HEADER_X, ROW_PX / 2)
+    grid.click(position={"x": header[0], "y": header[1]})
+    expect(releases).to_have_text(release_links([seeded.done, seeded.failed, seeded.slow]))
+    expect(states).to_have_text(["SUCCEEDED", "FAILED", "IN_PROGRESS"])
+    grid.click(position={"x": header[0], "y": header[1]})
+    expect(releases).to_have_text(release_links([seeded.slow, seeded.failed, seeded.done]))
+    # The sort the user chose survives the next refreshes of the data.
+    wait_for_refreshes(page)
+    expect(releases).to_have_text(release_links([seeded.slow, seeded.failed, seeded.done]))
+
+
+# ---------------------------------------------------------------------------------------------
+# One release.
+
+
+def test_a_release_opens_from_the_list_and_shows_all_five_levels(
+    signed_in_page: Page, stack: Dashboard, seeded: Seeded
+) -> None:
+    """Selecting a row opens its release; the header, a wave, a cluster, its bundle and an app
+    row all show with their states and N/M roll-ups once the wave and cluster are opened, and
+    stay open across refreshes.
+
+    Auto-refresh is paused while the row is selected: with it running, the switch to the
+    release page sometimes leaves a blank page (see tests/browser/repro_races.py), which is a
+    bug of its own, not what this test is about.
+    """
+    page = signed_in_page
+    page.goto(f"{stack.url}/?q={seeded.token}&sort=Release+ID&order=Ascending")
+    expect(table_column(page, 1)).to_have_text(
+        release_links([seeded.done, seeded.failed, seeded.slow])
+    )
+    pause_auto_refresh(page)
+    grid = page.get_by_test_id("stDataFrame").first
+    grid.click(position={"x": MARKER_PX / 2, "y": ROW_PX + ROW_PX / 2})  # row 1's checkbox
+
+    release = seeded.done
+    expect(page).to_have_url(f"{stack.url}/release?release={release}")
+    expect_page_title(page, f"Release {release}")
+    # Level 1: the release, in its header and as the root of the tree.
+    expect(release_header(page, "SUCCEEDED", "2/2", "8/8")).to_be_visible()
+    expect(page.get_by_text("100.0% of apps deployed (8 of 8)")).to_be_visible()
+    expect(node_label(page, release)).to_have_text(
+        re.compile(rf"Release {release} · SUCCEEDED · waves 2/2 · apps 8/8$")
+    )
+    # Level 2: waves, closed at first, so nothing below them is drawn yet.
+    wave = f"{release}.wave-1"
+    cluster = f"{wave}.cluster-c1"
+    bundle = f"{cluster}.bundle-core"
+    expect(node_label(page, wave)).to_have_text(
+        re.compile(r"Wave 1 · SUCCEEDED · clusters 2/2 · apps 4/4$")
+    )
+    expect(node_label(page, f"{release}.wave-2")).to_have_text(
+        re.compile(r"Wave 2 · SUCCEEDED · clusters 2/2 · apps 4/4$")
+    )
+    expect(tree_node(page, cluster)).to_have_count(0)
+
+    node_label(page, wave).click()
+    # Level 3: the clusters of wave 1.
+    expect(node_label(page, cluster)).to_have_text(
+        re.compile(r"Cluster c1 · SUCCEEDED · apps 2/2$")
+    )
+    expect(node_label(page, f"{wave}.cluster-c2")).to_have_text(
+        re.compile(r"Cluster c2 · SUCCEEDED · apps 2/2$")
+    )
+    expect(tree_node(page, bundle)).to_have_count(0)
+
+    node_label(page, cluster).click()
+    # Level 4: the cluster's one bundle, open by default; level 5: its apps as table rows.
+    expect(node_label(page, bundle)).to_have_text(
+        re.compile(r"Bundle core · SUCCEEDED · apps 2/2$")
+    )
+    apps_table = tree_node(page, bundle).get_by_test_id("stDataFrame")
+    expect(table_column(page, 1, apps_table)).to_have_text(
+        [f"entity?id={bundle}.app-a1", f"entity?id={bundle}.app-a2"]
+    )
+    expect(table_column(page, 2, apps_table)).to_have_text(["SUCCEEDED", "SUCCEEDED"])
+    expect(table_column(page, 3, apps_table)).to_have_text(["1", "1"])  # attempts
+
+    # Opened branches stay open across refreshes.
+    choose(page, "Auto-refresh", "Every 1 s")
+    expect(page.get_by_text(re.compile(r"refreshing every 1 s$"))).to_be_visible()
+    wait_for_refreshes(page)
+    expect(tree_node(page, wave).locator("details").first).to_have_attribute("open", "")
+    expect(tree_node(page, cluster).locator("details").first).to_have_attribute("open", "")
+    expect(table_column(page, 1, apps_table)).to_have_count(2)
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV downloads.
+
+
+def test_the_csv_downloads_hold_one_row_per_release_and_per_entity(
+    signed_in_page: Page, stack: Dashboard, seeded: Seeded
+) -> None:
+    """The list's CSV has the header and one row per release shown (as filtered and sorted),
+    with the seeded states and counts; a release's CSV has one row per entity, 1 + W + 2WC + WCA.
+
+    Auto-refresh is paused before each click: with it running, a click that lands just after a
+    refresh finds its download gone (see tests/browser/repro_races.py), which is a bug of
+    its own, not what this test is about.
+    """
+    page = signed_in_page
+    page.goto(f"{stack.url}/?q={seeded.token}&sort=Release+ID&order=Ascending")
+    pause_auto_refresh(page)
+    expect(table_column(page, 1)).to_have_count(3)
+    with page.expect_download() as download:
+        page.locator(".st-key-releases-csv").get_by_role("button", name="Download CSV").click()
+    assert download.value.suggested_filename == "releases.csv"
+    rows = read_csv(Path(download.value.path()))
+    assert rows[0] == RELEASES_CSV_HEADER
+    stable = ["id", "state", "apps_total", "apps_succeeded", "apps_failed", "waves_total"]
+    picked = [[dict(zip(rows[0], row, strict=True))[c] for c in stable] for row in rows[1:]]
+    assert picked == [
+        [seeded.done, "SUCCEEDED", "8", "8", "0", "2"],
+        [seeded.failed, "FAILED", "2", "1", "1", "1"],
+        [seeded.slow, "IN_PROGRESS", "8", "0", "0", "2"],
+    ]
+    by_id = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    assert by_id[seeded.done]["percent_complete"] == "100.0"
+    assert by_id[seeded.failed]["percent_complete"] == "50.0"
+    assert by_id[seeded.slow]["finished_at"] == ""
+    assert all(by_id[r]["finished_at"].endswith("Z") for r in (seeded.done, seeded.failed))
+
+    page.goto(f"{stack.url}/release?release={seeded.done}")
+    expect(release_header(page, "SUCCEEDED", "2/2", "8/8")).to_be_visible()
+    pause_auto_refresh(page)
+    with page.expect_download() as download:
+        page.locator(".st-key-hierarchy-csv").get_by_role(
+            "button", name="Download hierarchy CSV"
+        ).click()
+    assert download.value.suggested_filename == f"{seeded.done}.csv"
+    rows = read_csv(Path(download.value.path()))
+    assert rows[0] == HIERARCHY_CSV_HEADER
+    waves, clusters, apps = 2, 2, 2
+    assert len(rows) - 1 == 1 + waves + 2 * waves * clusters + waves * clusters * apps == 19
+    expected: set[tuple[str, str, str]] = {("release", seeded.done, "")}
+    for w in range(1, waves + 1):
+        wave = f"{seeded.done}.wave-{w}"
+        expected.add(("wave", wave, seeded.done))
+        for c in range(1, clusters + 1):
+            cluster = f"{wave}.cluster-c{c}"
+            bundle = f"{cluster}.bundle-core"
+            expected |= {("cluster", cluster, wave), ("bundle", bundle, cluster)}
+            expected |= {("app", f"{bundle}.app-a{a}", bundle) for a in range(1, apps + 1)}
+    entities = [(row[0], row[1], row[2]) for row in rows[1:]]
+    assert sorted(entities) == sorted(expected)
+    assert {row[3] for row in rows[1:]} == {"SUCCEEDED"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Live updates.
+
+
+def test_a_state_change_appears_without_reloading(signed_in_page: Page, stack: Dashboard) -> None:
+    """A release seen PENDING or IN_PROGRESS turns SUCCEEDED on the same page, with no reload,
+    and its node is marked changed; the latency from the workflow's completion to the badge on
+    screen is printed."""
+    release = f"rel-live{secrets.token_hex(3)}"
+    # The start delay and the app's seconds leave the page time to load before the change.
+    stack.temporal.start_release(
+        release,
+        make_plan(1, 1, 1),
+        DeployOptions(min_seconds=4.0, max_seconds=4.0),
+        start_delay=timedelta(seconds=2),
+    )
+    completed = stack.temporal.finished_at(release)
+    page = signed_in_page
+    page.goto(f"{stack.url}/release?release={release}")
+    expect(release_header(page, "(PENDING|IN_PROGRESS)", "0/1", "0/1")).to_be_visible()
+    assert not completed.done(), "the release finished before the page showed it running"
+    page.evaluate("window.relmgrNoReload = 'same document'")
+
+    expect(release_header(page, "SUCCEEDED", "1/1", "1/1")).to_be_visible(timeout=60_000)
+    seen = time.monotonic()
+    finished = completed.result(timeout=5)
+    assert page.evaluate("window.relmgrNoReload") == "same document"
+    expect(node_label(page, release)).to_have_text(
+        re.compile(rf"Release {release} · SUCCEEDED · waves 1/1 · apps 1/1 · changed$")
+    )
+    print(
+        f"\n[browser] state change on screen {seen - finished:.2f} s after the workflow "
+        "completed (auto-refresh 1 s, reader refresh 1 s)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile input.
+
+
+def test_html_and_odd_unicode_are_shown_as_text(signed_in_page: Page, stack: Dashboard) -> None:
+    """HTML, Markdown and bidi/zero-width characters in an ID or a search come back as literal
+    text in the error message: no element is created from them and no script runs."""
+    page = signed_in_page
+    dialogs: list[str] = []
+
+    def refuse(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", refuse)
+    main = page.get_by_test_id("stMain")
+
+    page.goto(f"{stack.url}/release?release={quote('<b>x</b>')}")
+    expect_page_title(page, "Release <b>x</b>")
+    expect(
+        page.get_by_text("malformed ID '<b>x</b>': expected release: rel-<name>", exact=False)
+    ).to_be_visible()
+    expect(main.locator("b")).to_have_count(0)
+
+    hostile_id = "<img src=x onerror=alert(1)>"
+    page.goto(f"{stack.url}/entity?id={quote(hostile_id)}")
+    expect(page.get_by_text(f"malformed ID '{hostile_id}'", exact=False)).to_be_visible()
+    expect(main.locator("img")).to_have_count(0)
+
+    search = "<i>x</i> **bold** :red[red] \u202eexe.txt\u200b ü 🚀"
+    page.goto(stack.url)
+    box = page.get_by_role("textbox", name="Search by ID")
+    box.fill(search)
+    box.press("Enter")
+    # The message quotes the input with Python's repr: invisible characters as escapes.
+    expect(page.get_by_text(f"malformed search {search!r}: expected", exact=False)).to_be_visible()
+    for tag in ("i", "img", "strong", "em"):
+        expect(main.locator(tag)).to_have_count(0)
+    expect(main.locator("span[style*='color']").filter(has_text="red")).to_have_count(0)
+    assert dialogs == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Temporal going away and coming back (last: it takes the server down).
+
+
+def test_a_temporal_outage_shows_the_banner_keeps_stale_data_and_recovers(
+    signed_in_page: Page, stack: Dashboard, seeded: Seeded
+) -> None:
+    """With the dev server killed, the release page shows the unavailability banner, keeps the
+    last tree marked stale, and offers a retry; once the server is back on its port the banner
+    goes away by itself and the worker carries on. The times are printed."""
+    page = signed_in_page
+    page.goto(f"{stack.url}/release?release={seeded.done}")
+    expect(release_header(page, "SUCCEEDED", "2/2", "8/8")).to_be_visible()
+    expect(updated_caption(page)).to_be_visible()
+    banner = page.get_by_text(re.compile(r"^Temporal is unavailable — showing data from \d+ s ago"))
+
+    temporal = stack.temporal
+    temporal.kill_server()
+    killed = time.monotonic()
+    try:
+        expect(banner).to_be_visible(timeout=60_000)
+        banner_after = time.monotonic() - killed
+        expect(page.get_by_text(re.compile(r"^stale Temporal is unavailable"))).to_be_visible()
+        expect(page.locator(".st-key-release-retry").get_by_role("button")).to_be_visible()
+        expect(release_header(page, "SUCCEEDED", "2/2", "8/8")).to_be_visible()
+        expect(node_label(page, seeded.done)).to_be_visible()
+        expect(updated_caption(page)).to_have_count(0)
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+    finally:
+        temporal.restart_server()
+    back = time.monotonic()
+    expect(banner).to_have_count(0, timeout=60_000)
+    recovered_after = time.monotonic() - back
+    expect(updated_caption(page)).to_be_visible()
+    expect(release_header(page, "SUCCEEDED", "2/2", "8/8")).to_be_visible()
+    print(
+        f"\n[browser] outage banner {banner_after:.2f} s after the server was killed; "
+        f"banner gone {recovered_after:.2f} s after the restarted server answered"
+    )
+
+    # The worker outlived the outage: a release started now runs to completion.
+    after = f"rel-after{secrets.token_hex(3)}"
+    temporal.start_release(after, make_plan(1, 1, 1), FAST)
+    assert temporal.result(after, timeout=60).state.value == "SUCCEEDED"

@@ -187,8 +187,15 @@ def page(open_page: Callable[..., Page]) -> Page:
 
 
 def sign_in(page: Page, stack: Dashboard, password: str | None = None) -> None:
-    """Fill in and submit the sign-in form on the current page."""
+    """Fill in and submit the sign-in form on the current page, once the page has settled."""
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    # streamlit-authenticator's cookie component reruns the script once its iframe has loaded; a
+    # click that lands during that rerun is dropped. Wait for the iframe and for the run to end.
+    page.wait_for_function(
+        "[...document.querySelectorAll('iframe')].some(f => f.src.includes('CookieManager'))",
+        timeout=LOAD_TIMEOUT_MS,
+    )
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=LOAD_TIMEOUT_MS)
     page.get_by_role("textbox", name="Username").fill(stack.account.username)
     page.get_by_role("textbox", name="Password").fill(password or stack.account.password)
     page.get_by_role("button", name="Sign in").click()

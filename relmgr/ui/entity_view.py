@@ -22,7 +22,7 @@ from relmgr.errors import (
 )
 from relmgr.models import Breadcrumb, Entity, EntityDetail, EntityKind
 from relmgr.ui.freshness import load, render_status
-from relmgr.ui.links import open_entity, remember_rows, selected_id
+from relmgr.ui.links import entity_table
 from relmgr.ui.present import (
     ENTITY_PAGE,
     ENTITY_PARAM,
@@ -40,7 +40,7 @@ from relmgr.ui.present import (
 )
 from relmgr.ui.release_tree import counts_markdown
 from relmgr.ui.runtime import get_reader
-from relmgr.ui.tables import SHOW_SEGMENT, entity_columns, entity_rows, table_height
+from relmgr.ui.tables import SHOW_SEGMENT
 
 CHILDREN_KEY = "children-table"
 LIVE_BUTTON_KEY = "entity-live"
@@ -125,20 +125,7 @@ def render_children(detail: EntityDetail) -> None:
     if not children:
         st.caption("No children yet.")
         return
-    event = st.dataframe(
-        entity_rows(children),
-        column_config=entity_columns(show=SHOW_SEGMENT),
-        column_order=_CHILD_COLUMNS,
-        hide_index=True,
-        key=CHILDREN_KEY,
-        on_select="rerun",
-        selection_mode="single-row",
-        height=table_height(len(children), max_rows=20),
-    )
-    chosen = selected_id(CHILDREN_KEY, event)
-    remember_rows(CHILDREN_KEY, [c.id for c in children])
-    if chosen is not None:
-        open_entity(chosen)
+    entity_table(children, key=CHILDREN_KEY, show=SHOW_SEGMENT, columns=_CHILD_COLUMNS, max_rows=20)
 
 
 def ask_live(reader: SyncReader, entity_id: str) -> LiveDetail:

@@ -12,7 +12,9 @@ from typing import Any
 
 import streamlit as st
 
+from relmgr.models import Entity
 from relmgr.ui.present import ENTITY_PAGE, ENTITY_PARAM, RELEASE_PAGE, RELEASE_PARAM
+from relmgr.ui.tables import entity_columns, entity_rows, table_height
 
 _SHOWN = "relmgr-rows-shown"
 
@@ -52,3 +54,28 @@ def id_prompt(*, param: str, label: str, placeholder: str, key: str, button: str
         if st.form_submit_button(button, icon=":material/open_in_new:") and value.strip():
             st.query_params[param] = value.strip()
             st.rerun()
+
+
+def entity_table(
+    entities: Sequence[Entity],
+    *,
+    key: str,
+    show: str,
+    columns: Sequence[str],
+    max_rows: int,
+) -> None:
+    """A table of entities in which selecting a row opens that entity's page."""
+    event = st.dataframe(
+        entity_rows(entities),
+        column_config=entity_columns(show=show),
+        column_order=columns,
+        hide_index=True,
+        key=key,
+        on_select="rerun",
+        selection_mode="single-row",
+        height=table_height(len(entities), max_rows=max_rows),
+    )
+    chosen = selected_id(key, event)
+    remember_rows(key, [e.id for e in entities])
+    if chosen is not None:
+        open_entity(chosen)

@@ -30,7 +30,7 @@ from relmgr.models import (
     children_of,
 )
 from relmgr.ui.freshness import load, render_status
-from relmgr.ui.links import open_entity, remember_rows, selected_id
+from relmgr.ui.links import entity_table
 from relmgr.ui.present import (
     RELEASES_PAGE,
     STATE_COLORS,
@@ -150,20 +150,7 @@ def render_attention(hierarchy: ReleaseHierarchy) -> None:
     if not items:
         st.caption("Nothing has failed and nothing is retrying.")
         return
-    event = st.dataframe(
-        entity_rows(items),
-        column_config=entity_columns(show=SHOW_PATH),
-        column_order=_ATTENTION_COLUMNS,
-        hide_index=True,
-        key=ATTENTION_KEY,
-        on_select="rerun",
-        selection_mode="single-row",
-        height=table_height(len(items), max_rows=8),
-    )
-    chosen = selected_id(ATTENTION_KEY, event)
-    remember_rows(ATTENTION_KEY, [n.id for n in items])
-    if chosen is not None:
-        open_entity(chosen)
+    entity_table(items, key=ATTENTION_KEY, show=SHOW_PATH, columns=_ATTENTION_COLUMNS, max_rows=8)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -365,22 +365,33 @@ class Run:
             progress(f"fan-out: {json.dumps(fanout)}")
             await self._api_figures(server, client, population)
             if config.browser:
-                results["browser"] = await browser.measure(
-                    config=browser.BrowserConfig(
-                        sessions=config.sessions,
-                        freshness_samples=config.browser_freshness_samples,
-                        quick=config.quick,
-                    ),
-                    workdir=self.workdir,
-                    temporal=client,
-                    temporal_address=server.address,
-                    population=population,
-                    credentials=Credentials.create(self.workdir / "browser"),
-                    progress=progress,
-                )
+                results["browser"] = await self._browser(server, client, population)
             else:
                 results["browser"] = {"skipped": "turned off"}
             await self._server_cpu(server, client, population)
+
+    async def _browser(
+        self, server: DevServerProcess, client: Client, population: Population
+    ) -> dict[str, Any]:
+        """The browser figures; a failure there is recorded, and the run goes on without them."""
+        config, progress = self.config, self.progress
+        try:
+            return await browser.measure(
+                config=browser.BrowserConfig(
+                    sessions=config.sessions,
+                    freshness_samples=config.browser_freshness_samples,
+                    quick=config.quick,
+                ),
+                workdir=self.workdir,
+                temporal=client,
+                temporal_address=server.address,
+                population=population,
+                credentials=Credentials.create(self.workdir / "browser"),
+                progress=progress,
+            )
+        except Exception as exc:  # the dashboard is another team's moving target: report, go on
+            progress(f"browser figures failed: {exc!r}")
+            return {"skipped": f"failed: {type(exc).__name__}: {str(exc)[:300]}"}
 
     async def _api_figures(
         self, server: DevServerProcess, client: Client, population: Population

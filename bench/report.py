@@ -413,13 +413,13 @@ def _browser(results: Figures) -> list[str]:
                 _load(sessions.get("load_average")),
             ]
         )
-    without_gc = found.get("sessions_without_post_script_gc")
+    without_gc = found.get("sessions_with_post_script_gc")
     if without_gc and "skipped" not in without_gc:
         reruns = without_gc.get("session_reruns", {})
         rows.append(
             [
-                f"the same {without_gc.get('opened')} sessions on a dashboard started with "
-                "`runner.postScriptGC = false` (proposed)",
+                f"for comparison: the same {without_gc.get('opened')} sessions on a dashboard with "
+                "Streamlit's default `runner.postScriptGC = true` (a full GC after every run)",
                 f"{_n(without_gc.get('streamlit_cores'))} core; {_n(reruns.get('count'))} "
                 f"refreshes done by {_n(without_gc.get('sessions_refreshed'))} sessions (p50 "
                 f"{_n(reruns.get('median_s'), ' s')}, p95 {_n(reruns.get('p95_s'), ' s')}); "

@@ -35,5 +35,8 @@ bench: $(VENV)/.installed
 bench-quick: $(VENV)/.installed
 	$(BIN)/python -m bench --quick --out bench-out/PERFORMANCE.md --json bench-out/performance.json
 
+soak: $(VENV)/.installed
+	$(BIN)/python -m bench.soak --minutes 10 --users 100
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov bench-out test-artifacts

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from relmgr.auth import add_user
-from tests.reader.devserver_process import free_port
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 USERNAME = "bench"

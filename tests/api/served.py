@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,16 +21,9 @@ from relmgr.api import create_app
 from relmgr.reader.fake import FakeReader
 from relmgr.settings import Settings
 from tests.api.conftest import SECRET, demo_trees
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def write_users(path: Path, password: str) -> Path:

@@ -23,8 +23,8 @@ from relmgr.settings import Settings
 from relmgr.starter import start_release
 from relmgr.worker import build_worker
 from tests.api.conftest import SECRET, claims_for, http_client, sign
-from tests.api.served import free_port
 from tests.factories import make_plan
+from tests.ports import free_port
 from tests.reader.devserver_process import DevServerProcess
 
 pytestmark = pytest.mark.integration

@@ -36,7 +36,8 @@ from relmgr.messages import DeployOptions, Outcome
 from relmgr.models import ReleasePlan
 from relmgr.starter import start_release
 from relmgr.worker import build_worker
-from tests.reader.devserver_process import DevServerProcess, free_port
+from tests.ports import free_port
+from tests.reader.devserver_process import DevServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

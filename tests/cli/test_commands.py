@@ -21,7 +21,8 @@ from relmgr.seed import demo_releases, entity_count, simulated_plan, start_demo
 from relmgr.settings import Settings
 from relmgr.starter import start_release
 from relmgr.worker import build_worker
-from tests.cli.support import REPO_ROOT, free_port, relmgr_command, subprocess_env
+from tests.cli.support import REPO_ROOT, relmgr_command, subprocess_env
+from tests.ports import free_port
 
 
 def _address(env: WorkflowEnvironment) -> str:

@@ -17,7 +17,8 @@ from relmgr.contract import SEARCH_ATTRIBUTES
 from relmgr.devserver import dev_server_command
 from relmgr.errors import ConfigError
 from relmgr.settings import Settings
-from tests.cli.support import REPO_ROOT, free_port, relmgr_command, subprocess_env
+from tests.cli.support import REPO_ROOT, relmgr_command, subprocess_env
+from tests.ports import free_port
 
 
 @pytest.fixture(autouse=True)

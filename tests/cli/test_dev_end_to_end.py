@@ -22,7 +22,8 @@ from relmgr.contract import SEARCH_ATTRIBUTES
 from relmgr.dev import port_is_free
 from relmgr.messages import Outcome
 from relmgr.models import EntityState
-from tests.cli.support import REPO_ROOT, free_port, relmgr_command, subprocess_env
+from tests.cli.support import REPO_ROOT, relmgr_command, subprocess_env
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 from pathlib import Path
 
@@ -20,13 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from relmgr.contract import SEARCH_ATTRIBUTES
 from relmgr.devserver import find_temporal_binary
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.ports import free_port
 
 
 class DevServerProcess:

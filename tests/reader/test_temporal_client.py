@@ -18,7 +18,7 @@ from relmgr.errors import (
 )
 from relmgr.settings import Settings
 from relmgr.temporal_client import connect, temporal_errors, tls_config, translate
-from tests.reader.devserver_process import free_port
+from tests.ports import free_port
 
 
 def rpc(status: RPCStatusCode, message: str = "boom") -> RPCError:

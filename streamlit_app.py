@@ -4,11 +4,10 @@ Run with `streamlit run streamlit_app.py`. Before sign-in only the sign-in form 
 nothing is read; the pages are still declared (hidden), so a shared link such as
 `/release?release=rel-2026-11-payments` survives the sign-in and opens where it pointed.
 
-The pages live in `app_pages/`, not `pages/`, on purpose: when a `pages/` folder sits next to
-the entry point, Streamlit 1.67 starts every process in its old folder-based multipage mode until
-the first `st.navigation` call, and in that mode it runs a requested page file directly, without
-this frame: the first visitor after a restart who opens `/release?...` would skip the sign-in.
-Each page also refuses to run for a session that is not signed in, and points to the sign-in.
+The pages live in `pages/`. A `pages/` folder makes Streamlit start each process in its old
+folder-based multipage mode, which would run a deep-linked page without this frame; `frame.enter()`
+(first thing here and in every page) turns that off. Each page also refuses to run for a session
+that is not signed in.
 """
 
 from __future__ import annotations
@@ -17,7 +16,9 @@ import streamlit as st
 
 from relmgr.errors import ConfigError
 from relmgr.settings import get_settings
-from relmgr.ui import login, refresh
+from relmgr.ui import frame, links, login, refresh
+
+frame.enter()
 
 st.set_page_config(
     page_title="relmgr",
@@ -28,18 +29,16 @@ st.set_page_config(
 
 PAGES = [
     st.Page(
-        "app_pages/releases.py",
+        "pages/releases.py",
         title="Releases",
         icon=":material/view_list:",
         url_path="releases",
         default=True,
     ),
     st.Page(
-        "app_pages/release.py", title="Release", icon=":material/account_tree:", url_path="release"
+        "pages/release.py", title="Release", icon=":material/account_tree:", url_path="release"
     ),
-    st.Page(
-        "app_pages/entity.py", title="Entity", icon=":material/deployed_code:", url_path="entity"
-    ),
+    st.Page("pages/entity.py", title="Entity", icon=":material/deployed_code:", url_path="entity"),
 ]
 
 try:
@@ -55,6 +54,7 @@ if user is None:
     st.stop()
 
 navigation = st.navigation(PAGES, position="sidebar")
+links.follow_pending_switch()
 with st.sidebar:
     login.render_account(user)
     st.divider()

@@ -264,6 +264,14 @@ class ReleaseHierarchy(_Frozen):
         """Failed and retrying entities, deepest first within each branch order."""
         return [n for n in self.entities() if n.state.needs_attention]
 
+    def last_changed_at(self) -> datetime | None:
+        """The newest change anywhere in the tree (the release's own row only moves when the
+        release workflow itself reports), or None if nothing has started."""
+        return max(
+            (n.last_changed_at for n in self.entities() if n.last_changed_at is not None),
+            default=None,
+        )
+
 
 # ---------------------------------------------------------------------------------------------
 # The release list.

@@ -5,6 +5,7 @@
     refresh      the auto-refresh control, and pausing it while the browser tab is hidden
     freshness    reading with a stale fallback, the "Temporal is unavailable" banner, data age
     present      pure formatting: badges, labels, times, links, Markdown escaping
+    frame        keeping every run inside the frame (Streamlit's folder mode off)
     links        moving between pages: opening a selected row, the ID prompt
     tables       the DataFrames and column configurations of every table
     release_list the release list: query from the controls, state tiles, table, CSV

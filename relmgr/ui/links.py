@@ -2,11 +2,13 @@
 
 Links in tables (`LinkColumn`) and in Markdown open a new browser tab, hence a new session; these
 helpers navigate inside the session with `st.switch_page`, keeping the page's URL shareable
-through its query parameters.
+through its query parameters, and make the switch in a full run of the app, never in a rerun of
+an auto-refreshing fragment.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +19,10 @@ from relmgr.ui.present import ENTITY_PAGE, ENTITY_PARAM, RELEASE_PAGE, RELEASE_P
 from relmgr.ui.tables import entity_columns, entity_rows, table_height
 
 _SHOWN = "relmgr-rows-shown"
+_PENDING_SWITCH = "relmgr-pending-switch"
+# Long enough for the browser to learn that a full run started (and drop its refresh timers),
+# short enough not to be noticed after a click.
+SWITCH_SETTLE_SECONDS = 0.25
 
 
 def remember_rows(table_key: str, entity_ids: Sequence[str]) -> None:
@@ -38,13 +44,36 @@ def selected_id(table_key: str, event: Any) -> str | None:
 
 
 def open_release(release_id: str) -> None:
-    """Switch to a release's page (this ends the current run)."""
-    st.switch_page(RELEASE_PAGE, query_params={RELEASE_PARAM: release_id})
+    """Open a release's page (this ends the current run; see `follow_pending_switch`)."""
+    _switch_soon(RELEASE_PAGE, {RELEASE_PARAM: release_id})
 
 
 def open_entity(entity_id: str) -> None:
-    """Switch to an entity's page (this ends the current run)."""
-    st.switch_page(ENTITY_PAGE, query_params={ENTITY_PARAM: entity_id})
+    """Open an entity's page (this ends the current run; see `follow_pending_switch`)."""
+    _switch_soon(ENTITY_PAGE, {ENTITY_PARAM: entity_id})
+
+
+def _switch_soon(page: str, query_params: dict[str, str]) -> None:
+    # A row's selection arrives in a rerun of the auto-refreshing fragment. Switching pages
+    # right there raced with the fragment's refresh timer in the browser: a refresh requested
+    # while the switch was under way sometimes left a blank page ("Bad delta path index", 3-4 in
+    # 15 selections at a 1 s refresh). So the switch is only noted here and made in a full run.
+    st.session_state[_PENDING_SWITCH] = (page, query_params)
+    st.rerun(scope="app")
+
+
+def follow_pending_switch() -> None:
+    """Make the page switch a table row asked for, if any (called by the frame each full run).
+
+    The browser drops every fragment's refresh timer when a full run starts; waiting a moment
+    first lets that happen, and lets a refresh already on its way arrive, before the switch.
+    """
+    pending = st.session_state.pop(_PENDING_SWITCH, None)
+    if pending is None:
+        return
+    page, query_params = pending
+    time.sleep(SWITCH_SETTLE_SECONDS)
+    st.switch_page(page, query_params=query_params)
 
 
 def id_prompt(*, param: str, label: str, placeholder: str, key: str, button: str) -> None:

@@ -69,9 +69,9 @@ CHANGED_BADGE = ":orange-badge[changed]"
 MISSING = "—"
 
 # The pages, as `st.navigation` declares them (see streamlit_app.py) and links point at them.
-RELEASES_PAGE = "app_pages/releases.py"
-RELEASE_PAGE = "app_pages/release.py"
-ENTITY_PAGE = "app_pages/entity.py"
+RELEASES_PAGE = "pages/releases.py"
+RELEASE_PAGE = "pages/release.py"
+ENTITY_PAGE = "pages/entity.py"
 RELEASE_URL_PATH = "release"
 ENTITY_URL_PATH = "entity"
 RELEASE_PARAM = "release"

@@ -209,7 +209,11 @@ def render_pager(page: ReleaseListPage) -> None:
     """Which rows are shown, and the page buttons when there is more than one page."""
     first = (page.page - 1) * page.page_size + 1 if page.items else 0
     last = first + len(page.items) - 1 if page.items else 0
-    st.caption(f"Releases {first}–{last} of {page.total} · page {page.page} of {page.pages}")
+    shown = f"Releases {first}–{last} of {page.total} · page {page.page} of {page.pages}"
+    if page.pages > 1:
+        # The table's own header sort runs in the browser, on the rows it holds: this page.
+        shown += f" · a header click sorts this page; Sort by sorts all {page.total}"
+    st.caption(shown)
     if page.pages > 1:
         st.pagination(
             page.pages, default=min(page.page, page.pages), key=PAGE_KEY, bind="query-params"
@@ -217,7 +221,7 @@ def render_pager(page: ReleaseListPage) -> None:
 
 
 def render_list(controls: ListControls, *, interval: float | None) -> None:
-    """The data region of the releases page: status, tiles, table, pager and CSV."""
+    """The data region of the releases page: status, tiles, table and pager."""
     try:
         query = build_query(controls, requested_page())
     except InvalidIdError as exc:
@@ -246,16 +250,28 @@ def render_list(controls: ListControls, *, interval: float | None) -> None:
     if not page.items:
         st.info("No releases match these filters.", icon=":material/filter_alt_off:")
     render_table(page)
-    pager, download = st.columns([4, 1], vertical_alignment="top")
-    with pager:
-        render_pager(page)
-    download.download_button(
+    render_pager(page)
+
+
+def render_download(controls: ListControls) -> None:
+    """ "Download CSV" of every release the controls match (as filtered and sorted).
+
+    Drawn in the page body, outside the auto-refreshing fragment: a download button registers its
+    data with the server each time it is drawn and drops the previous registration, so inside the
+    fragment a click landing just as a refresh redrew the button fetched nothing. Its data is read
+    when it is clicked, so it is as fresh as the table (or fresher).
+    """
+    try:
+        query = build_query(controls)
+    except InvalidIdError:
+        return  # the data region says what is wrong with the search
+    st.download_button(
         "Download CSV",
-        data=releases_csv_of(reader, query),
+        data=releases_csv_of(get_reader(), query),
         file_name="releases.csv",
         mime="text/csv",
         key=CSV_KEY,
         on_click="ignore",
         icon=":material/download:",
-        help=f"All {min(page.total, EXPORT_LIMIT)} releases that match the filters, as CSV",
+        help=f"Every release that matches the filters (up to {EXPORT_LIMIT:,}), as CSV",
     )

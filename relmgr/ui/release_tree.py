@@ -14,12 +14,14 @@ label changes, and a parent being closed and opened again.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import streamlit as st
 
+from relmgr import ids
 from relmgr.bridge import SyncReader
-from relmgr.errors import InvalidIdError, NotFoundError
+from relmgr.errors import InvalidIdError, NotFoundError, TemporalUnavailableError
 from relmgr.models import (
     Bundle,
     EntityKind,
@@ -138,7 +140,7 @@ def render_header(hierarchy: ReleaseHierarchy) -> None:
     finished = format_time(release.finished_at) if release.state.is_terminal else "—"
     st.caption(
         f"Started {format_time(release.started_at)} · last change "
-        f"{format_time(release.last_changed_at)} · finished {finished} · "
+        f"{format_time(hierarchy.last_changed_at())} · finished {finished} · "
         f"running time {format_duration(release)}"
     )
 
@@ -229,6 +231,42 @@ def hierarchy_csv_of(hierarchy: ReleaseHierarchy) -> str:
     return hierarchy_csv(hierarchy)
 
 
+def current_hierarchy_csv(reader: SyncReader, release_id: str) -> Callable[[], str]:
+    """The hierarchy CSV's data, read when the button is clicked; while Temporal is unavailable,
+    the last tree the reader knows (the same one the stale page shows)."""
+
+    def build() -> str:
+        try:
+            hierarchy = read_release(reader, release_id)
+        except TemporalUnavailableError as exc:
+            if not isinstance(exc.last_known, ReleaseHierarchy):
+                raise
+            hierarchy = exc.last_known
+        return hierarchy_csv_of(hierarchy)
+
+    return build
+
+
+def render_download(release_id: str) -> None:
+    """ "Download hierarchy CSV", drawn in the page body, outside the auto-refreshing fragment:
+    each drawing of a download button replaces its server-side registration, so inside the
+    fragment a click landing on a refresh fetched nothing."""
+    try:
+        ids.validate_release_id(release_id)
+    except InvalidIdError:
+        return  # the data region names the expected format
+    st.download_button(
+        "Download hierarchy CSV",
+        data=current_hierarchy_csv(get_reader(), release_id),
+        file_name=f"{release_id}.csv",
+        mime="text/csv",
+        key=CSV_KEY,
+        on_click="ignore",
+        icon=":material/download:",
+        help="Every entity of this release: kind, ID, parent, state, times",
+    )
+
+
 def read_release(reader: SyncReader, release_id: str) -> ReleaseHierarchy:
     """One read of the whole tree (a function so tests can name what the page reads)."""
     return reader.get_release_hierarchy(release_id)
@@ -254,16 +292,5 @@ def render_release(release_id: str, *, interval: float | None) -> None:
         return
     changes = track_changes(hierarchy) if not snapshot.stale else Changes()
     render_header(hierarchy)
-    tree_snapshot = hierarchy
-    st.download_button(
-        "Download hierarchy CSV",
-        data=lambda: hierarchy_csv_of(tree_snapshot),
-        file_name=f"{hierarchy.release.id}.csv",
-        mime="text/csv",
-        key=CSV_KEY,
-        on_click="ignore",
-        icon=":material/download:",
-        help="Every entity of this release: kind, ID, parent, state, times",
-    )
     render_attention(hierarchy)
     render_tree(hierarchy, changes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from pydantic import ValidationError
 
@@ -97,3 +99,13 @@ def test_walk_visits_parents_before_children_in_plan_order() -> None:
     ]
     assert tree.find("rel-walk.wave-2.cluster-c1") is not None
     assert tree.find("rel-walk.wave-3") is None
+
+
+def test_a_trees_last_change_is_its_newest_entity_change() -> None:
+    """The newest `last_changed_at` of any entity, not the release's own; None before any start."""
+    tree = make_hierarchy("demo", waves=1, clusters=1, apps=2)
+    stamps = [n.last_changed_at for n in walk(tree.release)]
+    assert tree.release.last_changed_at == T0
+    assert tree.last_changed_at() == max(s for s in stamps if s is not None)
+    assert tree.last_changed_at() == T0 + timedelta(seconds=5)  # the sixth and last entity
+    assert make_hierarchy("idle", default=None).last_changed_at() is None

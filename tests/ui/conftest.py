@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from relmgr.auth import add_user
@@ -15,6 +17,7 @@ from relmgr.reader.base import ReleaseReader
 from relmgr.reader.fake import FakeReader
 from relmgr.settings import Settings, get_settings
 from relmgr.ui import runtime
+from relmgr.ui.login import login_limiter
 from tests.factories import make_hierarchy
 
 APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
@@ -37,15 +40,26 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def environment(monkeypatch: pytest.MonkeyPatch, users_file: Path) -> Iterator[None]:
-    """The settings the dashboard reads (RELMGR_*), fresh for each test."""
-    for name in ("RELMGR_DEV_MODE", "RELMGR_UI_REFRESH_SECONDS"):
+def environment(
+    monkeypatch: pytest.MonkeyPatch, users_file: Path, tmp_path: Path
+) -> Iterator[None]:
+    """The settings the dashboard reads (RELMGR_*), fresh for each test.
+
+    Each test has its own revoked sessions file and starts with no failed sign-ins counted."""
+    for name in (
+        "RELMGR_DEV_MODE",
+        "RELMGR_UI_REFRESH_SECONDS",
+        "RELMGR_LOGIN_ATTEMPTS_PER_MINUTE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RELMGR_USERS_FILE", str(users_file))
     monkeypatch.setenv("RELMGR_COOKIE_KEY", COOKIE_KEY)
+    monkeypatch.setenv("RELMGR_REVOKED_SESSIONS_FILE", str(tmp_path / "revoked-sessions.json"))
     get_settings.cache_clear()
+    login_limiter.cache_clear()
     yield
     get_settings.cache_clear()
+    login_limiter.cache_clear()
 
 
 def demo_tree() -> ReleaseHierarchy:
@@ -88,7 +102,24 @@ def fake(environment: None) -> Iterator[FakeReader]:
 
 
 @pytest.fixture
-def new_app(fake: FakeReader) -> Callable[[], AppTest]:
+def steady_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs behave as in a server process past its first run: Streamlit's folder mode is off.
+
+    AppTest forgets the mode before every run, so with `pages/` beside the entry point each run
+    would start in folder mode, and `frame.enter()` would spend it on a rerun that drops the
+    clicks the test just made. tests/ui/test_frame.py covers folder mode itself.
+    """
+    original_init = PagesManager.__init__
+
+    def init_after_first_run(self: PagesManager, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init_after_first_run)
+
+
+@pytest.fixture
+def new_app(fake: FakeReader, steady_process: None) -> Callable[[], AppTest]:
     """A fresh AppTest of the entry point, not signed in."""
     return lambda: AppTest.from_file(str(APP), default_timeout=30)
 

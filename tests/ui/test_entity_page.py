@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from relmgr.reader.fake import FakeReader
 from tests.ui.conftest import FAILED_APP, open_page
 
-PAGE = "app_pages/entity.py"
+PAGE = "pages/entity.py"
 BUNDLE = "rel-demo.wave-2.cluster-c1.bundle-core"
 
 

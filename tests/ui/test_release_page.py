@@ -8,16 +8,19 @@ import io
 import time
 
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Dataframe
 
+from relmgr.errors import TemporalUnavailableError
 from relmgr.models import EntityState
 from relmgr.reader.fake import FakeReader
-from relmgr.ui.release_tree import OPEN_KEY, hierarchy_csv_of, tree_key
+from relmgr.ui import runtime
+from relmgr.ui.release_tree import OPEN_KEY, current_hierarchy_csv, hierarchy_csv_of, tree_key
 from tests.factories import make_hierarchy
 from tests.ui.conftest import APP, FAILED_APP, RETRYING_APP, demo_tree, open_page, sign_in
 
-PAGE = "app_pages/release.py"
+PAGE = "pages/release.py"
 RELEASE_LABEL = "**Release rel-demo** · :blue-badge[IN_PROGRESS] · waves 1/2 · apps 5/8"
 WAVE_LABELS = [
     "**Wave 1** · :green-badge[SUCCEEDED] · clusters 2/2 · apps 4/4",
@@ -62,7 +65,10 @@ def test_header_shows_state_progress_counts_and_timing(app: AppTest) -> None:
         ":gray-badge[PENDING 1] :orange-badge[RETRYING 1] :green-badge[SUCCEEDED 5] "
         ":red-badge[FAILED 1]"
     )
-    assert at.caption[1].value.startswith("Started 2026-11-26 12:00:00 UTC · last change ")
+    # The last change is the newest in the tree (an app), not the release workflow's own.
+    assert at.caption[1].value.startswith(
+        "Started 2026-11-26 12:00:00 UTC · last change 2026-11-26 12:00:17 UTC · finished —"
+    )
 
 
 def test_tree_starts_with_the_release_open_and_the_waves_closed(app: AppTest) -> None:
@@ -226,6 +232,37 @@ def test_hierarchy_csv_has_one_row_per_entity(app: AppTest) -> None:
     assert failed["last_error"] == "deploy failed: exit code 3"
 
 
+def test_hierarchy_csv_is_read_when_the_button_is_clicked(app: AppTest, fake: FakeReader) -> None:
+    """The CSV holds the tree as it is at the click, not as the page last drew it."""
+    at = open_page(app, PAGE, release="rel-demo")
+    assert at.download_button(key="hierarchy-csv").label == "Download hierarchy CSV"
+    fake.put(make_hierarchy("demo"))  # everything succeeded since the page was drawn
+    text = current_hierarchy_csv(runtime.get_reader(), "rel-demo")()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 19
+    assert {r["state"] for r in rows} == {"SUCCEEDED"}
+
+
+class _UnavailableReader:
+    """A reader whose every read fails the way the real one does while Temporal is away."""
+
+    def __init__(self, last_known: object | None) -> None:
+        self.last_known = last_known
+
+    def get_release_hierarchy(self, release_id: str) -> object:
+        raise TemporalUnavailableError("Temporal is unavailable", last_known=self.last_known)
+
+
+def test_hierarchy_csv_falls_back_to_the_last_known_tree() -> None:
+    """While Temporal is away the CSV is the tree the stale page shows; with none, it fails."""
+    build = current_hierarchy_csv(_UnavailableReader(demo_tree()), "rel-demo")  # type: ignore[arg-type]
+    rows = list(csv.DictReader(io.StringIO(build())))
+    assert len(rows) == 19
+    assert next(r for r in rows if r["id"] == FAILED_APP)["state"] == "FAILED"
+    with pytest.raises(TemporalUnavailableError):
+        current_hierarchy_csv(_UnavailableReader(None), "rel-demo")()  # type: ignore[arg-type]
+
+
 def test_unknown_release_is_a_friendly_not_found(app: AppTest) -> None:
     """A well-formed ID with no release gets a message and a way back, no tree."""
     at = open_page(app, PAGE, release="rel-nope")
@@ -243,6 +280,7 @@ def test_malformed_release_id_names_the_expected_format(app: AppTest, fake: Fake
     assert message.startswith("malformed ID 'REL_<script>': expected release: rel-<name>")
     assert "get_release_hierarchy" not in fake.calls
     assert [t.value for t in at.title] == [r"Release REL\_\<script\>"]
+    assert len(at.get("download_button")) == 0
 
 
 def test_no_release_in_the_url_asks_for_one(app: AppTest) -> None:

@@ -169,7 +169,9 @@ def test_paging_reads_one_page_at_a_time(app: AppTest, fake: FakeReader) -> None
     assert not at.exception
     ids = table_ids(at)
     assert ids == [f"rel-bulk-{n:03d}" for n in range(34, 9, -1)]
-    assert "Releases 26–50 of 63 · page 2 of 3" in [c.value for c in at.caption]
+    assert (
+        "Releases 26–50 of 63 · page 2 of 3 · a header click sorts this page; Sort by sorts all 63"
+    ) in [c.value for c in at.caption]
 
 
 def test_a_page_past_the_end_shows_the_last_page(app: AppTest, fake: FakeReader) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from relmgr.ui import login, refresh
+from relmgr.ui import frame, login, refresh
 from relmgr.ui.links import id_prompt
 from relmgr.ui.present import RELEASE_PARAM, RELEASES_PAGE, md_escape
-from relmgr.ui.release_tree import render_release
+from relmgr.ui.release_tree import render_download, render_release
 
+frame.enter()
 login.require_signed_in()
 
 release_id = st.query_params.get(RELEASE_PARAM, "").strip()
@@ -26,6 +27,7 @@ if not release_id:
     st.stop()
 
 st.title(f"Release {md_escape(release_id)}", anchor=False)
+render_download(release_id)
 
 
 @st.fragment(run_every=refresh.interval())

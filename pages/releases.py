@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from relmgr.ui import login, refresh
-from relmgr.ui.release_list import render_controls, render_list
+from relmgr.ui import frame, login, refresh
+from relmgr.ui.release_list import render_controls, render_download, render_list
 
+frame.enter()
 login.require_signed_in()
 
 st.title("Releases", anchor=False)
@@ -20,3 +21,4 @@ def release_list() -> None:
 
 
 release_list()
+render_download(controls)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from relmgr.ui import login, refresh
+from relmgr.ui import frame, login, refresh
 from relmgr.ui.entity_view import render_entity
 from relmgr.ui.links import id_prompt
 from relmgr.ui.present import ENTITY_PARAM, md_escape, title_for_id
 
+frame.enter()
 login.require_signed_in()
 
 entity_id = st.query_params.get(ENTITY_PARAM, "").strip()

@@ -14,6 +14,7 @@ from relmgr.api.audit import AuditLog
 from relmgr.api.deps import ApiState
 from relmgr.api.docs import install_docs
 from relmgr.api.errors import install_error_handlers
+from relmgr.api.head import HeadAsGetMiddleware
 from relmgr.api.headers import SecurityHeadersMiddleware
 from relmgr.api.ratelimit import LoginLimiter
 from relmgr.api.routes import auth, entities, health, releases
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, reader: ReleaseReader | None = 
             expose_headers=["ETag", "Retry-After", "Content-Disposition"],
             max_age=600,
         )
+    app.add_middleware(HeadAsGetMiddleware)
     # Added last, so it is outermost and also covers CORS preflights and error responses.
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -489,3 +489,24 @@ async def test_exports_are_audited_without_secrets(
     exports = [(e["event"], e["user"], e["resource"], e["rows"]) for e in lines]
     assert exports == [("export", "admin", "releases", 3), ("export", "admin", "hierarchy", 19)]
     assert token not in path.read_text()
+
+
+async def test_head_answers_like_get_without_a_body(
+    api: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """HEAD of a read route gets the GET's status and headers (length, ETag) and no body."""
+    got = await api.get("/api/releases", headers=auth)
+    head = await api.head("/api/releases", headers=auth)
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("content-type", "content-length", "etag", "cache-control"):
+        assert head.headers.get(name) == got.headers.get(name), name
+    assert int(head.headers["content-length"]) == len(got.content) > 0
+
+
+async def test_head_keeps_auth_and_errors(api: httpx.AsyncClient) -> None:
+    """HEAD is no way around the token, and a public probe answers it too."""
+    refused = await api.head("/api/releases")
+    assert refused.status_code == 401
+    assert refused.content == b""
+    assert (await api.head("/health")).status_code == 200

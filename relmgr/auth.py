@@ -1,6 +1,7 @@
-"""Users: the one YAML users file (bcrypt hashes only) shared by the dashboard and the API.
+"""Users: the one YAML users file (bcrypt hashes only) and password checks.
 
-The file has the layout streamlit-authenticator expects, so it can be handed over as a dict:
+The dashboard and the API share both. The file has the layout streamlit-authenticator
+expects, so it can be handed over as a dict:
 
     credentials:
       usernames:
@@ -16,6 +17,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +32,6 @@ USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _BCRYPT_PATTERN = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
 BCRYPT_ROUNDS = 12
 MIN_PASSWORD_LENGTH = 8
-# Checked when the username is unknown, so that a wrong name costs as long as a wrong password.
-_DUMMY_HASH = bcrypt.hashpw(b"relmgr-no-such-user", bcrypt.gensalt(4))
 
 
 class User(BaseModel):
@@ -135,12 +136,35 @@ def hash_password(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()
 
 
+def _cost(password_hash: str) -> int:
+    return int(password_hash[4:6])  # "$2b$12$...": the pattern checked on load puts it here
+
+
+@lru_cache(maxsize=8)
+def _dummy_hash(cost: int) -> bytes:
+    """A well-formed bcrypt hash of `cost` rounds that no password matches.
+
+    A fresh salt with a made-up checksum: `checkpw` spends the full cost on it (it hashes the
+    candidate with the salt, then compares), and building it costs nothing, so even the first
+    unknown name in a process takes no longer than a wrong password.
+    """
+    return bcrypt.gensalt(cost) + b"." * 31
+
+
+def _unknown_user_hash(users: UsersFile) -> bytes:
+    # The cost most users' hashes have: an unknown name then costs what a typical wrong
+    # password costs, whatever rounds the file was written with.
+    costs = Counter(_cost(user.password) for user in users.users.values())
+    cost = costs.most_common(1)[0][0] if costs else BCRYPT_ROUNDS
+    return _dummy_hash(cost)
+
+
 def verify_password(users: UsersFile, username: str, password: str) -> User | None:
     """The user if the password matches its hash, else None; unknown names cost the same."""
     user = users.get(username)
     candidate = password.encode()[:72]
     if user is None:
-        bcrypt.checkpw(candidate, _DUMMY_HASH)
+        bcrypt.checkpw(candidate, _unknown_user_hash(users))
         return None
     if bcrypt.checkpw(candidate, user.password.encode()):
         return user

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     delta_window_seconds: float = Field(default=10.0, ge=0, le=600)
     resync_seconds: float = Field(default=300.0, gt=1, le=86_400)
     watch_ttl_seconds: float = Field(default=60.0, gt=1, le=86_400)
+    # First reads of releases (full lists) that may run at once; the others queue.
+    cold_load_concurrency: int = Field(default=2, ge=1, le=64)
     live_query_timeout: float = Field(default=1.0, gt=0, le=30)
 
     # Users, sessions and tokens (one users file for the dashboard and the API).
@@ -59,6 +61,8 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr = SecretStr("")
     token_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     login_attempts_per_minute: int = Field(default=5, ge=1, le=1000)
+    # Signed-out dashboard cookies; unset: `revoked-sessions.json` beside the users file.
+    revoked_sessions_file: Path | None = None
     cors_origins: list[str] = []
     audit_log: Path | None = None
 
@@ -76,6 +80,17 @@ class Settings(BaseSettings):
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
     api_port: int = Field(default=8000, ge=1, le=65535)
     ui_port: int = Field(default=8501, ge=1, le=65535)
+
+    @property
+    def revoked_sessions_path(self) -> Path:
+        """The file of signed-out dashboard cookies: the setting, else beside the users file.
+
+        Beside the users file because every dashboard replica already shares that file (and
+        `relmgr dev` keeps it in its data directory, wherever `--data-dir` points).
+        """
+        if self.revoked_sessions_file is not None:
+            return self.revoked_sessions_file
+        return self.users_file.with_name("revoked-sessions.json")
 
 
 def check_secret(name: str, value: SecretStr, *, dev_mode: bool) -> str:

@@ -16,13 +16,13 @@ from relmgr.api.docs import install_docs
 from relmgr.api.errors import install_error_handlers
 from relmgr.api.head import HeadAsGetMiddleware
 from relmgr.api.headers import SecurityHeadersMiddleware
-from relmgr.api.ratelimit import LoginLimiter
 from relmgr.api.routes import auth, entities, health, releases
 from relmgr.api.security import TokenService
 from relmgr.api.users import UsersStore
 from relmgr.errors import TemporalUnavailableError
 from relmgr.reader.base import ReleaseReader
 from relmgr.settings import Settings, get_settings
+from relmgr.throttle import LoginLimiter
 
 logger = logging.getLogger("relmgr.api")
 

@@ -11,13 +11,13 @@ from fastapi.security import OAuth2PasswordBearer
 from relmgr.api.audit import AuditEvent, AuditLog
 from relmgr.api.caching import SnapshotCache
 from relmgr.api.errors import ApiError
-from relmgr.api.ratelimit import LoginLimiter
 from relmgr.api.security import TokenProblem, TokenRejectedError, TokenService
 from relmgr.api.users import UsersStore
 from relmgr.auth import User
 from relmgr.errors import TemporalUnavailableError
 from relmgr.reader.base import ReleaseReader
 from relmgr.settings import Settings
+from relmgr.throttle import LoginLimiter
 
 TOKEN_URL = "/api/auth/login"  # noqa: S105  # a route, not a password
 

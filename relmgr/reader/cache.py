@@ -15,6 +15,14 @@ of calls. Each snapshot is also re-read in full every `resync_seconds` (one per 
 which drops workflows that have disappeared. Snapshots nobody read for `watch_ttl_seconds` are
 forgotten.
 
+Cold loads are full lists (a 1,206-entity release is two 1,000-row pages), so at most
+`cold_load_concurrency` of them run at once and the others queue: a herd of first reads on a busy
+server would otherwise run past its bound together, fail together and be started again by the next
+requests. A cold load that failed is answered from its failure for `refresh_seconds` (as an unknown
+release is), so readers retrying at once cost Temporal nothing. A reader waits for a cold load as
+long as its caller lets it: giving up (the API's budget, the dashboard bridge's timeout) leaves the
+load running, queued or not, for the other readers and the next request.
+
 Readers never wait for Temporal on a warm snapshot. When a refresh fails, reads of snapshots older
 than the failure raise `TemporalUnavailableError` carrying the last snapshot (`last_known`) and
 its time (`last_success_at`); the refresher keeps trying with backoff and the next successful
@@ -26,7 +34,9 @@ tested without Temporal and without sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -64,6 +74,7 @@ class CachePolicy:
     delta_window_seconds: float = 10.0
     resync_seconds: float = 300.0
     watch_ttl_seconds: float = 60.0
+    cold_load_concurrency: int = 2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CachePolicy:
@@ -73,6 +84,7 @@ class CachePolicy:
             delta_window_seconds=settings.delta_window_seconds,
             resync_seconds=settings.resync_seconds,
             watch_ttl_seconds=settings.watch_ttl_seconds,
+            cold_load_concurrency=settings.cold_load_concurrency,
         )
 
 
@@ -106,7 +118,10 @@ class SnapshotCache:
         self._releases: dict[str, ReleaseSnapshot] = {}
         self._list: ListSnapshot | None = None
         self._loads: Coalescer[Snapshot] = Coalescer(self._clock)
+        self._cold_slots = asyncio.Semaphore(self.policy.cold_load_concurrency)
         self._missing: dict[str, float] = {}
+        # Key -> (monotonic time, error) of the last cold load that failed.
+        self._failed_loads: dict[str, tuple[float, TemporalUnavailableError]] = {}
         self._failure: TemporalUnavailableError | None = None
         self._failed_at: datetime | None = None
         self._last_success_at: datetime | None = None
@@ -189,7 +204,7 @@ class SnapshotCache:
         """One page of the watched release list, loading it (one list call) if cold."""
         snapshot = self._list
         if snapshot is None:
-            loaded = await self._loads.get(_LIST_KEY, self._load_list)
+            loaded = await self._cold_load(_LIST_KEY, self._load_list)
             assert isinstance(loaded, ListSnapshot)
             snapshot = loaded
         snapshot.last_read_mono = self._clock.monotonic()
@@ -204,16 +219,43 @@ class SnapshotCache:
             now = self._clock.monotonic()
             if missing_at is not None and now - missing_at < self.policy.refresh_seconds:
                 raise NotFoundError(f"release {release_id} not found", entity_id=release_id)
-            loaded = await self._loads.get(release_id, lambda: self._load_release(release_id))
+            loaded = await self._cold_load(release_id, lambda: self._load_release(release_id))
             assert isinstance(loaded, ReleaseSnapshot)
             snapshot = loaded
         snapshot.last_read_mono = self._clock.monotonic()
         return snapshot
 
+    async def _cold_load(self, key: str, load: Callable[[], Awaitable[Snapshot]]) -> Snapshot:
+        """One load per key for every concurrent reader; a recent failure is raised at once."""
+        failed = self._failed_loads.get(key)
+        if failed is not None:
+            failed_at, error = failed
+            if self._clock.monotonic() - failed_at < self.policy.refresh_seconds:
+                # A new instance: re-raising one shared instance would grow its traceback.
+                raise type(error)(error.message)
+        # The coalescer runs `load` in a task of its own and shields it from the readers, so a
+        # reader giving up neither cancels the load nor gives up its place in the queue.
+        return await self._loads.get(key, lambda: self._remember_failure(key, load))
+
+    async def _remember_failure(
+        self, key: str, load: Callable[[], Awaitable[Snapshot]]
+    ) -> Snapshot:
+        """Run one cold load; if Temporal failed it, note when and how for `_cold_load`."""
+        try:
+            snapshot = await load()
+        except TemporalUnavailableError as exc:
+            self._failed_loads[key] = (self._clock.monotonic(), exc)
+            raise
+        self._failed_loads.pop(key, None)
+        return snapshot
+
     async def _load_release(self, release_id: str) -> Snapshot:
         ids.validate_release_id(release_id)
-        started_at = self._clock.now()
-        rows = await self._source.list_rows(release_query(release_id))
+        # The release list is not bounded: it is one key (never more than one load in flight)
+        # and the first page everyone opens, so it never queues behind the trees.
+        async with self._cold_slots:
+            started_at = self._clock.now()  # after the queue: the rows are as of the call
+            rows = await self._source.list_rows(release_query(release_id))
         mono = self._clock.monotonic()
         self._note_success(started_at)
         if not rows:
@@ -256,6 +298,9 @@ class SnapshotCache:
             r for r, at in self._missing.items() if now - at >= self.policy.refresh_seconds
         ]:
             del self._missing[release_id]
+        failed = self._failed_loads
+        for key in [k for k, (at, _) in failed.items() if now - at >= self.policy.refresh_seconds]:
+            del failed[key]
 
     def _snapshots(self) -> list[ReleaseSnapshot | ListSnapshot]:
         found: list[ReleaseSnapshot | ListSnapshot] = list(self._releases.values())

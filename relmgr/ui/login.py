@@ -11,11 +11,22 @@ must not end early: a successful form sign-in asks for one more run (to take the
 sets the cookie in that run; a logout is requested by the button's callback and carried out at
 the top of the next run, which then goes on to show the form. And the cookie is read from
 `st.context.cookies`, so there is no need for the library's default 0.7 s wait before each form.
+
+Three checks are relmgr's own. Logout lists the session's cookie in the revoked sessions file
+(`relmgr.sessions`), so a copy of the cookie signs nobody in, and a session signed in with a
+listed cookie (another tab, another replica) is signed out at its next run. The form's password
+check goes through `relmgr.auth.verify_password`, which spends a bcrypt check on unknown names
+too, so the answer time does not tell which usernames exist. And failed sign-ins per username are
+limited in this process (`RELMGR_LOGIN_ATTEMPTS_PER_MINUTE`); a limited attempt is not checked.
+Not per client address: behind the reverse proxy that docs/DEPLOYMENT.md asks for, every
+session's `st.context.ip_address` is the proxy's, so a few failures would lock everybody out.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,17 +35,27 @@ import streamlit as st
 import streamlit_authenticator as stauth
 from pydantic import SecretStr
 
-from relmgr.auth import UsersFile, load_users
+from relmgr import sessions
+from relmgr.auth import UsersFile, load_users, verify_password
 from relmgr.errors import ConfigError
 from relmgr.settings import Settings, check_secret
+from relmgr.throttle import LoginLimiter
 from relmgr.ui.present import md_escape
+
+logger = logging.getLogger(__name__)
 
 LOGIN_FORM_KEY = "login-form"
 LOGOUT_KEY = "sign-out"
 WRONG_CREDENTIALS = "Incorrect username or password."
 SIGNED_OUT_USER_GONE = "Your account is no longer known here; please sign in again."
+SIGNED_OUT_ELSEWHERE = "This sign-in was ended by a logout elsewhere; please sign in again."
+TOO_MANY_FAILURES = "Too many failed sign-ins for this user; try again in {seconds} s."
 _LOGOUT_REQUESTED = "relmgr-logout-requested"
 _SET_COOKIE = "relmgr-set-cookie"
+# The cookie token this session is signed in with: the browser's, or the one set after the form.
+_SESSION_COOKIE = "relmgr-session-cookie"
+# Seconds to wait, when the last form submission was refused by the limiter.
+_THROTTLED = "relmgr-throttled"
 _FIELDS = {
     "Form name": "Sign in to relmgr",
     "Username": "Username",
@@ -85,8 +106,15 @@ def current_users(settings: Settings) -> UsersFile:
     return _users_version(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
+@lru_cache(maxsize=1)
+def login_limiter(failures_per_minute: int) -> LoginLimiter:
+    """This process's count of failed sign-ins per username, shared by all its sessions."""
+    return LoginLimiter(failures_per_minute)
+
+
 def _authenticator(settings: Settings, key: str, users: UsersFile) -> stauth.Authenticate:
-    return stauth.Authenticate(
+    """This run's authenticator, its password check routed through the limiter and relmgr.auth."""
+    authenticator = stauth.Authenticate(
         users.authenticator_credentials(),
         settings.cookie_name,
         key,
@@ -94,6 +122,108 @@ def _authenticator(settings: Settings, key: str, users: UsersFile) -> stauth.Aut
         auto_hash=False,
         login_sleep_time=0,
     )
+    limiter = login_limiter(settings.login_attempts_per_minute)
+
+    def check_credentials(username: str, password: str) -> bool:
+        # The form's only password check (the library calls it with the name lower-cased).
+        st.session_state.pop(_THROTTLED, None)
+        throttle = limiter.start(username)
+        if throttle is not None:
+            st.session_state[_THROTTLED] = throttle.retry_after
+            return False
+        user = None
+        try:
+            user = verify_password(users, username, password)
+        finally:
+            limiter.finish(username, failed=user is None)
+        return user is not None
+
+    # The library's own check skips bcrypt for unknown names and keeps its failure counts in
+    # this run's copy of the credentials, which the next run forgets.
+    authenticator.authentication_controller.authentication_model.check_credentials = (
+        check_credentials
+    )
+    # The cookie is set by `_set_cookie` alone, one run after the form: the library's own set in
+    # the form's run is cut short by that run's rerun, and would make a token the session does
+    # not know (so could not list at logout).
+    authenticator.cookie_controller.set_cookie = _no_cookie_from_the_library
+    return authenticator
+
+
+def _no_cookie_from_the_library() -> None:
+    return None
+
+
+def _browser_cookie(settings: Settings) -> str | None:
+    """The raw cookie the browser sent when this session's connection opened."""
+    value = st.context.cookies.get(settings.cookie_name)
+    return value if isinstance(value, str) and value else None
+
+
+def _token_expiry(token: str, key: str) -> float | None:
+    """When a cookie token of ours expires; None for a token we did not sign."""
+    try:
+        payload = jwt.decode(token, key, algorithms=["HS256"])
+    except jwt.InvalidTokenError:
+        return None
+    expiry = payload.get("exp_date")
+    if isinstance(expiry, bool) or not isinstance(expiry, int | float):
+        return None
+    return float(expiry)
+
+
+def _set_cookie(authenticator: stauth.Authenticate, settings: Settings, key: str) -> str:
+    """Set the re-authentication cookie for the signed-in user; the token it holds.
+
+    The token is the library's (`username` and `exp_date`, HS256 with the cookie key), made here
+    so that the session knows it and can list it as signed out at logout.
+    """
+    expires = datetime.now() + timedelta(days=settings.cookie_expiry_days)
+    payload = {"username": st.session_state["username"], "exp_date": expires.timestamp()}
+    token = jwt.encode(payload, key, algorithm="HS256")
+    manager = authenticator.cookie_controller.cookie_model.cookie_manager
+    manager.set(settings.cookie_name, token, expires_at=expires)
+    return token
+
+
+def _revoke_session_cookies(settings: Settings, key: str) -> None:
+    """List this session's cookie, and the one this browser sent, as signed out."""
+    candidates = {st.session_state.get(_SESSION_COOKIE), _browser_cookie(settings)}
+    tokens = {
+        token: expiry
+        for token in candidates
+        if isinstance(token, str) and (expiry := _token_expiry(token, key)) is not None
+    }
+    if not tokens:
+        return
+    try:
+        sessions.revoke(settings.revoked_sessions_path, tokens)
+    except ConfigError as exc:
+        # The logout itself goes on: this browser's cookie is deleted and the session ends.
+        logger.error("logout not recorded, copies of the cookie stay valid: %s", exc.message)
+
+
+def _enforce_revocations(
+    authenticator: stauth.Authenticate, revoked_file: Path, sent: str | None
+) -> None:
+    """End a session whose cookie was signed out elsewhere; refuse a signed-out cookie."""
+    state = st.session_state
+    token = state.get(_SESSION_COOKIE)
+    if state.get("authentication_status") and token and sessions.is_revoked(revoked_file, token):
+        # Signed out in another tab or on another replica: this sign-in is over too.
+        authenticator.logout(location="unrendered")
+        st.info(SIGNED_OUT_ELSEWHERE, icon=":material/logout:")
+    if not state.get("authentication_status"):
+        state.pop(_SESSION_COOKIE, None)
+        if (
+            sent is not None
+            and not state.get("logout")
+            and not sessions.cookie_accepted(revoked_file, sent)
+        ):
+            # A signed-out cookie (perhaps a copy), or an unusable revoked sessions file: no
+            # sign-in by cookie. The form shows, as for an expired cookie, and the browser's
+            # cookie is deleted.
+            _forget_cookie(authenticator)
 
 
 def _forget_cookie(authenticator: stauth.Authenticate) -> None:
@@ -116,13 +246,16 @@ def gate(settings: Settings) -> SignedIn | None:
     authenticator = _authenticator(settings, key, users)
     state = st.session_state
     if state.pop(_LOGOUT_REQUESTED, False) and state.get("authentication_status"):
+        _revoke_session_cookies(settings, key)
         authenticator.logout(location="unrendered")
     username = state.get("username")
     if state.get("authentication_status") and users.get(str(username)) is None:
         # Removed from the users file since signing in: signed out at once.
         authenticator.logout(location="unrendered")
+    sent = _browser_cookie(settings)
+    _enforce_revocations(authenticator, settings.revoked_sessions_path, sent)
     if state.pop(_SET_COOKIE, False) and state.get("authentication_status"):
-        authenticator.cookie_controller.set_cookie()
+        state[_SESSION_COOKIE] = _set_cookie(authenticator, settings, key)
     was_signed_in = bool(state.get("authentication_status"))
     try:
         authenticator.login(location="main", key=LOGIN_FORM_KEY, fields=_FIELDS)
@@ -140,15 +273,23 @@ def gate(settings: Settings) -> SignedIn | None:
         authenticator.login(location="main", key=LOGIN_FORM_KEY, fields=_FIELDS)
     status = state.get("authentication_status")
     if status is False:
-        st.error(WRONG_CREDENTIALS, icon=":material/lock:")
+        retry_after = state.get(_THROTTLED)
+        if retry_after is not None:
+            st.error(TOO_MANY_FAILURES.format(seconds=retry_after), icon=":material/timer:")
+        else:
+            st.error(WRONG_CREDENTIALS, icon=":material/lock:")
         return None
     if not status:
         return None
-    if not was_signed_in and not authenticator.cookie_controller.get_cookie():
-        # Signed in through the form just now: one more run takes the form away and sets the
-        # cookie there, where its component stays mounted.
-        state[_SET_COOKIE] = True
-        st.rerun()
+    state.pop(_THROTTLED, None)
+    if not was_signed_in:
+        if not authenticator.cookie_controller.get_cookie():
+            # Signed in through the form just now: one more run takes the form away and sets
+            # the cookie there, where its component stays mounted.
+            state[_SET_COOKIE] = True
+            st.rerun()
+        # Signed in with the cookie the browser sent (checked against the revoked list above).
+        state[_SESSION_COOKIE] = sent
     user = users.get(str(state.get("username")))
     if user is None:
         return None

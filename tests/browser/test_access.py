@@ -71,6 +71,25 @@ def test_a_deep_link_before_sign_in_shows_only_the_form_then_opens_after_it(
     assert page.url == deep_link
 
 
+def test_a_deep_link_as_the_first_request_after_a_restart_still_asks_for_sign_in(
+    page: Page, stack: Dashboard, seeded: Seeded
+) -> None:
+    """A new Streamlit process starts in folder mode (there is a `pages/` folder); its very first
+    run, from a deep link, must still be the frame's: only the form, then the release with the
+    sidebar after signing in."""
+    stack.streamlit.stop()
+    stack.streamlit.start()
+    deep_link = f"{stack.url}/release?release={seeded.failed}"
+    page.goto(deep_link)
+    expect_only_the_sign_in_form(page, seeded)
+    expect(page.get_by_text("Please sign in first")).to_have_count(0)
+
+    sign_in(page, stack)
+    expect_page_title(page, f"Release {seeded.failed}")
+    expect(page.get_by_text("Signed in as")).to_be_visible()
+    assert page.url == deep_link
+
+
 def test_logout_ends_the_session(page: Page, stack: Dashboard, seeded: Seeded) -> None:
     """After logout the form is back, the cookie is gone, and a reloaded deep link asks again."""
     page.goto(stack.url)
@@ -162,3 +181,30 @@ def test_a_cookie_signed_with_the_key_signs_in(
     expect_page_title(page, f"Release {seeded.done}")
     expect(page.get_by_text("Signed in as")).to_be_visible()
     expect(page.get_by_role("button", name="Sign in")).to_have_count(0)
+
+
+def test_a_cookie_copied_before_logout_signs_nobody_in(
+    open_page: Callable[..., Page], stack: Dashboard, seeded: Seeded
+) -> None:
+    """A cookie copied out of a signed-in browser is worth nothing once that session logs out:
+    another browser given the copy gets only the sign-in form, and loses the copy."""
+    page = open_page("owner")
+    page.goto(stack.url)
+    sign_in(page, stack)
+    expect(page.get_by_text("Signed in as")).to_be_visible()
+    wait_for_cookie(page)
+    [copied] = session_cookies(page)
+
+    page.locator(".st-key-sign-out").get_by_role("button", name="Log out").click()
+    expect_only_the_sign_in_form(page, seeded)
+
+    thief = open_page("copy")
+    thief.context.add_cookies([copied])
+    thief.goto(f"{stack.url}/release?release={seeded.done}")
+    expect_only_the_sign_in_form(thief, seeded)
+    thief.wait_for_function(
+        f"!document.cookie.split('; ').some(c => c.startsWith('{COOKIE_NAME}='))"
+    )
+    assert session_cookies(thief) == []
+    thief.reload()
+    expect_only_the_sign_in_form(thief, seeded)

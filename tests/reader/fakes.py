@@ -23,7 +23,9 @@ from relmgr.errors import LiveStateUnavailableError, NotFoundError, TemporalUnav
 from relmgr.hierarchy import plan_children
 from relmgr.models import Entity, EntityState, ReleasePlan, StateCounts
 from relmgr.reader.base import ReaderStats
+from relmgr.reader.cache import CachePolicy, SnapshotCache
 from relmgr.reader.rows import VisibilityRow, row_from_info
+from tests.factories import make_plan
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 Status = WorkflowExecutionStatus
@@ -125,6 +127,9 @@ class FakeVisibility:
         self.fail_with: Exception | None = None
         # When set, list calls wait for it (to hold many readers on one call in flight).
         self.gate: asyncio.Event | None = None
+        # List calls running now, and the most that ever ran at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._stats = ReaderStats()
 
     # ---- building data ---------------------------------------------------------------------
@@ -188,8 +193,13 @@ class FakeVisibility:
         assert delta == query.startswith("("), "deltas, and only deltas, are marked as such"
         self.queries.append(query)
         self._stats = self._stats.model_copy(update={"list_calls": self._stats.list_calls + 1})
-        if self.gate is not None:
-            await self.gate.wait()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+        finally:
+            self.in_flight -= 1
         if self.fail_with is not None:
             raise self.fail_with
         matches = [info for info in self.workflows.values() if _matches(query, info)]
@@ -268,3 +278,14 @@ def _matches(query: str, info: WorkflowExecutionInfo) -> bool:
 def entity_ids_of(release_id: str, plan: ReleasePlan) -> list[str]:
     """The release and every entity its plan names, parents first."""
     return [release_id] + [c for kids in plan_children(release_id, plan).values() for c in kids]
+
+
+def cache_over(
+    *releases: str, policy: CachePolicy
+) -> tuple[SnapshotCache, FakeVisibility, FakeClock]:
+    """A cache over a fake visibility holding these releases (1 wave x 2 clusters x 2 apps)."""
+    source = FakeVisibility()
+    for release_id in releases:
+        source.add_release(release_id, make_plan(waves=1, clusters=2, apps=2))
+    clock = FakeClock(T0 + timedelta(minutes=5))
+    return SnapshotCache(source, policy, clock), source, clock

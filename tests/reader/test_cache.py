@@ -15,7 +15,15 @@ from relmgr.reader.queries import format_time
 from relmgr.reader.rows import row_from_info
 from relmgr.reader.snapshots import merge_row
 from tests.factories import make_plan
-from tests.reader.fakes import DOWN, T0, FakeClock, FakeVisibility, Status, workflow_info
+from tests.reader.fakes import (
+    DOWN,
+    T0,
+    FakeClock,
+    FakeVisibility,
+    Status,
+    cache_over,
+    workflow_info,
+)
 
 POLICY = CachePolicy(
     refresh_seconds=1.5, delta_window_seconds=10, resync_seconds=300, watch_ttl_seconds=60
@@ -24,11 +32,7 @@ APP = "rel-one.wave-1.cluster-c1.bundle-core.app-a1"
 
 
 def setup(*releases: str) -> tuple[SnapshotCache, FakeVisibility, FakeClock]:
-    source = FakeVisibility()
-    for release_id in releases:
-        source.add_release(release_id, make_plan(waves=1, clusters=2, apps=2))
-    clock = FakeClock(T0 + timedelta(minutes=5))
-    return SnapshotCache(source, POLICY, clock), source, clock
+    return cache_over(*releases, policy=POLICY)
 
 
 async def test_a_cold_read_is_one_list_call_for_the_whole_tree() -> None:

@@ -1,22 +1,37 @@
 """The sign-in gate: only the form before sign-in, wrong passwords refused, a real bcrypt sign-in,
-logout, links that survive the sign-in, and start-up errors shown on the page."""
+logout (copies of the cookie included), the limit on failed sign-ins, unknown names costing a
+bcrypt check, links that survive the sign-in, and start-up errors shown on the page."""
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import bcrypt
+import extra_streamlit_components as stx
+import jwt
 import pytest
 import streamlit as st
+from streamlit.runtime.context import ContextProxy, StreamlitCookies
 from streamlit.testing.v1 import AppTest
 from streamlit_authenticator.controllers import CookieController
 
+from relmgr import auth
 from relmgr.reader.fake import FakeReader
+from relmgr.sessions import token_digest
 from relmgr.settings import get_settings
-from relmgr.ui.login import SIGNED_OUT_USER_GONE, WRONG_CREDENTIALS
+from relmgr.ui.login import (
+    SIGNED_OUT_ELSEWHERE,
+    SIGNED_OUT_USER_GONE,
+    TOO_MANY_FAILURES,
+    WRONG_CREDENTIALS,
+)
 from relmgr.ui.present import md_escape
-from tests.ui.conftest import NAME, PASSWORD, USERNAME, sign_in
+from tests.ui.conftest import COOKIE_KEY, NAME, PASSWORD, USERNAME, sign_in
 
 
 def submit_login(at: AppTest, username: str, password: str) -> AppTest:
@@ -52,7 +67,7 @@ def test_a_deep_link_shows_only_the_form_before_sign_in(
 ) -> None:
     """A shared link to a release page reads nothing before sign-in either."""
     at = new_app().run()
-    at.switch_page("app_pages/release.py")
+    at.switch_page("pages/release.py")
     at.query_params["release"] = "rel-demo"
     at.run()
     only_the_login_form(at)
@@ -96,7 +111,7 @@ def test_a_link_opened_before_sign_in_opens_after_it(
 ) -> None:
     """Signing in on a shared release link lands on that release, not on the list."""
     at = new_app().run()
-    at.switch_page("app_pages/release.py")
+    at.switch_page("pages/release.py")
     at.query_params["release"] = "rel-demo"
     at = submit_login(at.run(), USERNAME, PASSWORD)
     assert not at.exception
@@ -273,3 +288,249 @@ def test_a_cookie_of_a_removed_user_asks_for_a_sign_in(
     assert [t.label for t in at.text_input] == ["Username", "Password"]
     assert len(at.title) == 0
     assert fake.calls == []
+
+
+# --- Logout ends every copy of the cookie -------------------------------------------------------
+
+COOKIE_NAME = "relmgr_session"
+
+
+def browser_sends(monkeypatch: pytest.MonkeyPatch, cookies: dict[str, str]) -> None:
+    """Make `st.context.cookies` hold `cookies`, as a browser's first request would (the dict
+    is read at every run, so a test can change it between runs)."""
+    monkeypatch.setattr(
+        ContextProxy, "cookies", property(lambda self: StreamlitCookies(dict(cookies)))
+    )
+
+
+def signed_cookie(username: str = USERNAME, lifetime: float = 3600) -> str:
+    """A cookie token the dashboard itself would set: the user and an expiry, HS256 with the key."""
+    payload = {"username": username, "exp_date": time.time() + lifetime}
+    return jwt.encode(payload, COOKIE_KEY, algorithm="HS256")
+
+
+def cookie_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    """Record what the cookie component is asked to do: ("set", name, value) or ("delete", name,
+    "")."""
+    calls: list[tuple[str, str, str]] = []
+    original_set, original_delete = stx.CookieManager.set, stx.CookieManager.delete
+
+    def record_set(self: stx.CookieManager, cookie: str, val: str, **kwargs: object) -> None:
+        calls.append(("set", cookie, val))
+        original_set(self, cookie, val, **kwargs)
+
+    def record_delete(self: stx.CookieManager, cookie: str, key: str = "delete") -> None:
+        calls.append(("delete", cookie, ""))
+        original_delete(self, cookie, key)
+
+    monkeypatch.setattr(stx.CookieManager, "set", record_set)
+    monkeypatch.setattr(stx.CookieManager, "delete", record_delete)
+    return calls
+
+
+def signed_in_with_the_cookie(at: AppTest) -> None:
+    """The session went straight to the data, signed in by the cookie."""
+    assert not at.exception
+    assert at.session_state["authentication_status"] is True
+    assert [t.value for t in at.title] == ["Releases"]
+
+
+def log_out(at: AppTest) -> AppTest:
+    """Press the sidebar's logout button."""
+    return at.sidebar.button(key="sign-out").click().run()
+
+
+def revoked_file() -> Path:
+    """The revoked sessions file of this test."""
+    return get_settings().revoked_sessions_path
+
+
+def test_a_copy_of_the_cookie_signs_nobody_in_after_logout(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cookie copied before logout gets only the form in a new session, which deletes it."""
+    cookie = signed_cookie()
+    browser_sends(monkeypatch, {COOKIE_NAME: cookie})
+    at = new_app().run()
+    signed_in_with_the_cookie(at)
+    only_the_login_form(log_out(at))
+
+    calls = cookie_calls(monkeypatch)
+    thief = new_app().run()
+    only_the_login_form(thief)
+    assert thief.session_state["authentication_status"] is None
+    assert calls == [("delete", COOKIE_NAME, "")]
+    reads = len(fake.calls)
+    thief.run()
+    only_the_login_form(thief)
+    assert len(fake.calls) == reads
+
+
+def test_the_revoked_sessions_file_holds_a_digest_and_the_expiry_never_the_token(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logout lists the SHA-256 of the cookie with the cookie's own expiry."""
+    cookie = signed_cookie(lifetime=5000)
+    expiry = jwt.decode(cookie, COOKIE_KEY, algorithms=["HS256"])["exp_date"]
+    browser_sends(monkeypatch, {COOKIE_NAME: cookie})
+    log_out(new_app().run())
+    text = revoked_file().read_text(encoding="utf-8")
+    assert json.loads(text) == {"version": 1, "revoked": {token_digest(cookie): expiry}}
+    assert cookie not in text
+
+
+def test_the_cookie_set_after_a_form_sign_in_is_listed_at_logout(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cookie given to the browser after the form works in a new session until logout."""
+    calls = cookie_calls(monkeypatch)
+    at = submit_login(new_app().run(), USERNAME, PASSWORD)
+    assert [t.value for t in at.title] == ["Releases"]
+    [(action, name, cookie)] = calls  # set once, in the run after the form
+    assert (action, name) == ("set", COOKIE_NAME)
+
+    browser_sends(monkeypatch, {COOKIE_NAME: cookie})
+    signed_in_with_the_cookie(new_app().run())
+    log_out(at)
+    only_the_login_form(new_app().run())
+
+
+def test_a_session_signed_in_with_a_cookie_ends_when_it_is_logged_out_elsewhere(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two tabs on one cookie: logging out in one ends the other at its next run."""
+    browser_sends(monkeypatch, {COOKIE_NAME: signed_cookie()})
+    first, second = new_app().run(), new_app().run()
+    signed_in_with_the_cookie(first)
+    signed_in_with_the_cookie(second)
+    log_out(second)
+    first.run()
+    assert [i.value for i in first.info] == [SIGNED_OUT_ELSEWHERE]
+    assert [t.label for t in first.text_input] == ["Username", "Password"]
+    assert first.session_state["authentication_status"] is None
+    assert len(first.title) == 0
+
+
+def test_a_password_sign_in_after_a_copied_cookie_was_refused_stays_signed_in(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The browser still sends the revoked cookie; the new sign-in's own cookie is what counts."""
+    cookie = signed_cookie()
+    browser_sends(monkeypatch, {COOKIE_NAME: cookie})
+    log_out(new_app().run())
+    at = submit_login(new_app().run(), USERNAME, PASSWORD)
+    assert [t.value for t in at.title] == ["Releases"]
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Releases"]
+    assert at.session_state["authentication_status"] is True
+
+
+def test_an_unusable_revoked_sessions_file_refuses_cookies_but_not_passwords(
+    new_app: Callable[[], AppTest],
+    fake: FakeReader,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A corrupt file is logged by name; cookies get the form, the password still signs in."""
+    revoked_file().write_text("{not json", encoding="utf-8")
+    browser_sends(monkeypatch, {COOKIE_NAME: signed_cookie()})
+    with caplog.at_level(logging.WARNING, logger="relmgr.sessions"):
+        only_the_login_form(new_app().run())
+    warnings = {r.getMessage() for r in caplog.records if r.name == "relmgr.sessions"}
+    assert [w.split(" is not a ")[0] for w in warnings] == [
+        f"revoked sessions file {revoked_file()}"
+    ]
+    at = submit_login(new_app().run(), USERNAME, PASSWORD)
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Releases"]
+
+
+# --- Failed sign-ins are limited per username ---------------------------------------------------
+
+
+def count_password_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Record the hash of every bcrypt check relmgr.auth makes."""
+    checked: list[bytes] = []
+    original = bcrypt.checkpw
+
+    def checkpw(password: bytes, hashed: bytes) -> bool:
+        checked.append(hashed)
+        return original(password, hashed)
+
+    monkeypatch.setattr(auth.bcrypt, "checkpw", checkpw)
+    return checked
+
+
+def throttled_for(at: AppTest) -> int:
+    """The seconds the one error on the page asks to wait (it must be the limiter's message)."""
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    found = re.fullmatch(TOO_MANY_FAILURES.replace("{seconds}", r"(\d+)"), error)
+    assert found is not None, error
+    return int(found.group(1))
+
+
+def test_failed_sign_ins_are_limited_per_user_and_the_password_is_then_not_checked(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After N failures in a minute even the right password is refused unchecked, in any session."""
+    monkeypatch.setenv("RELMGR_LOGIN_ATTEMPTS_PER_MINUTE", "2")
+    get_settings.cache_clear()
+    checked = count_password_checks(monkeypatch)
+    at = new_app().run()
+    for attempt in range(2):
+        submit_login(at, USERNAME, f"wrong password {attempt}")
+        assert [e.value for e in at.error] == [WRONG_CREDENTIALS]
+    assert len(checked) == 2
+
+    submit_login(at, " Alice ", PASSWORD)  # the library lower-cases and strips the name
+    assert 55 <= throttled_for(at) <= 60
+    assert at.session_state["authentication_status"] is False
+    assert len(at.title) == 0
+    other = submit_login(new_app().run(), USERNAME, PASSWORD)
+    assert 55 <= throttled_for(other) <= 60
+    assert len(checked) == 2
+    assert fake.calls == []
+
+
+def test_the_limit_of_one_user_leaves_other_names_alone(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failures for one name do not limit another: it still gets the plain refusal."""
+    monkeypatch.setenv("RELMGR_LOGIN_ATTEMPTS_PER_MINUTE", "1")
+    get_settings.cache_clear()
+    at = submit_login(new_app().run(), "mallory", "guess one")
+    assert [e.value for e in at.error] == [WRONG_CREDENTIALS]
+    assert 55 <= throttled_for(submit_login(at, "mallory", "guess two")) <= 60
+    submit_login(at, USERNAME, "wrong password!")
+    assert [e.value for e in at.error] == [WRONG_CREDENTIALS]
+
+
+def test_a_successful_sign_in_does_not_count_against_the_limit(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signing in right twice with a limit of one failure a minute works both times."""
+    monkeypatch.setenv("RELMGR_LOGIN_ATTEMPTS_PER_MINUTE", "1")
+    get_settings.cache_clear()
+    for _ in range(2):
+        at = submit_login(new_app().run(), USERNAME, PASSWORD)
+        assert not at.exception
+        assert [t.value for t in at.title] == ["Releases"]
+
+
+# --- Unknown names cost a bcrypt check ----------------------------------------------------------
+
+
+def test_an_unknown_username_costs_one_bcrypt_check_of_the_users_cost(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name not in the file is checked against a hash of the same cost as the users' hashes."""
+    checked = count_password_checks(monkeypatch)
+    at = submit_login(new_app().run(), "mallory", PASSWORD)
+    assert [e.value for e in at.error] == [WRONG_CREDENTIALS]
+    assert [h[:7] for h in checked] == [b"$2b$12$"]
+    submit_login(at, USERNAME, "wrong password!")
+    assert [h[:7] for h in checked] == [b"$2b$12$", b"$2b$12$"]
+    assert checked[0] != checked[1]  # the dummy, then alice's own hash

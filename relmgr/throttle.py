@@ -1,0 +1,82 @@
+"""Login throttling shared by the dashboard and the API: N failed logins a minute per username
+(and, for the API, per client address), then wait.
+
+Uses the `limits` library's moving window over in-memory storage: each process counts on its own,
+which bounds guessing to N x processes per minute; a shared storage URI would make it global.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+# Keys are cut to this length so that a flood of giant usernames cannot grow memory.
+_MAX_KEY = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """A login that must wait: which key tripped, and for how many seconds."""
+
+    scope: str
+    retry_after: int
+
+
+class LoginLimiter:
+    """Counts failed logins per username (and per client, if given) in a moving one-minute window.
+
+    Uses the `limits` library's moving window over in-memory storage: each process counts on its
+    own. Logins still being checked (bcrypt takes a while) count as possible failures, so a burst
+    of parallel guesses cannot slip past the limit before the first failures are recorded. Safe
+    to share between threads (Streamlit runs each session's script in a thread of its own).
+    """
+
+    def __init__(self, failures_per_minute: int) -> None:
+        self._item = RateLimitItemPerMinute(failures_per_minute)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._in_flight: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _keys(username: str, client: str | None) -> list[tuple[str, str]]:
+        keys = [("user", username.strip().lower()[:_MAX_KEY])]
+        if client is not None:
+            keys.append(("client", client[:_MAX_KEY]))
+        return keys
+
+    def start(self, username: str, client: str | None = None) -> Throttle | None:
+        """A Throttle if this login must wait; otherwise None, and the attempt is counted in flight.
+
+        Every `start` that returns None must be followed by exactly one `finish`.
+        """
+        keys = self._keys(username, client)
+        with self._lock:
+            for scope, key in keys:
+                pending = self._in_flight[(scope, key)]
+                if not self._limiter.test(self._item, "login", scope, key, cost=pending + 1):
+                    stats = self._limiter.get_window_stats(self._item, "login", scope, key)
+                    # Held up only by logins still in flight: their outcome is a moment away.
+                    wait = 1
+                    if stats.remaining == 0:
+                        wait = max(1, math.ceil(stats.reset_time - time.time()))
+                    return Throttle(scope=scope, retry_after=wait)
+            for scope_key in keys:
+                self._in_flight[scope_key] += 1
+        return None
+
+    def finish(self, username: str, client: str | None = None, *, failed: bool) -> None:
+        """End an attempt begun with `start`; a failure counts against the username and client."""
+        with self._lock:
+            for scope, key in self._keys(username, client):
+                self._in_flight[(scope, key)] -= 1
+                if self._in_flight[(scope, key)] <= 0:
+                    del self._in_flight[(scope, key)]
+                if failed:
+                    self._limiter.hit(self._item, "login", scope, key)

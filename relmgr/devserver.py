@@ -2,7 +2,7 @@
 
 This module knows how to find the binary, the command line that starts a persistent dev server
 with relmgr's search attributes registered, and how to tell when it answers. Starting and stopping
-the process is `relmgr.dev`'s job, like that of every other child of `relmgr dev`.
+the process is `relmgr.dev.children`'s job, like that of every other child of `relmgr dev`.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import pytest
 from relmgr import cli, dev
 from relmgr.auth import load_users, verify_password
 from relmgr.contract import SEARCH_ATTRIBUTES
+from relmgr.dev import datadir
 from relmgr.devserver import dev_server_command
 from relmgr.errors import ConfigError
 from relmgr.settings import Settings
@@ -128,20 +129,20 @@ def test_read_only_data_dir_is_refused(tmp_path: Path) -> None:
     if not Path("/proc/self").is_dir():
         pytest.skip("needs /proc, a file system that refuses new files even to root")
     with pytest.raises(ConfigError, match=r"cannot use data directory /proc/self: .*--data-dir"):
-        dev.prepare_data_dir(Path("/proc/self"))
+        datadir.prepare_data_dir(Path("/proc/self"))
 
 
 def test_second_dev_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
     """The data directory lock keeps two `relmgr dev` off one SQLite database."""
-    data = dev.prepare_data_dir(tmp_path)
-    first = dev.DataDirLock(data)
+    data = datadir.prepare_data_dir(tmp_path)
+    first = datadir.DataDirLock(data)
     first.acquire()
     try:
         with pytest.raises(ConfigError, match=r"another `relmgr dev` \(pid \d+\) is using"):
-            dev.DataDirLock(data).acquire()
+            datadir.DataDirLock(data).acquire()
     finally:
         first.release()
-    again = dev.DataDirLock(data)
+    again = datadir.DataDirLock(data)
     again.acquire()
     again.release()
 
@@ -204,24 +205,24 @@ def test_secrets_are_generated_once_owner_only_and_env_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """secrets.env is made on first use (0600) and reused; an exported variable overrides it."""
-    data = dev.prepare_data_dir(tmp_path)
-    first = dev.load_or_create_secrets(data)
+    data = datadir.prepare_data_dir(tmp_path)
+    first = datadir.load_or_create_secrets(data)
     assert set(first) == {"RELMGR_JWT_SECRET", "RELMGR_COOKIE_KEY"}
     assert all(len(value) >= 48 for value in first.values())
     assert first["RELMGR_JWT_SECRET"] != first["RELMGR_COOKIE_KEY"]
     assert stat.S_IMODE(data.secrets_file.stat().st_mode) == 0o600
-    assert dev.load_or_create_secrets(data) == first
+    assert datadir.load_or_create_secrets(data) == first
 
     monkeypatch.setenv("RELMGR_JWT_SECRET", "x" * 40)
-    overridden = dev.load_or_create_secrets(data)
+    overridden = datadir.load_or_create_secrets(data)
     assert overridden == {**first, "RELMGR_JWT_SECRET": "x" * 40}
 
 
 def test_admin_gets_a_generated_password_kept_owner_only(tmp_path: Path) -> None:
     """First run: admin is created with a printed password kept in admin-password (0600);
     later runs keep it and only point at the file."""
-    data = dev.prepare_data_dir(tmp_path)
-    login = dev.ensure_admin(data, environment_password=None)
+    data = datadir.prepare_data_dir(tmp_path)
+    login = datadir.ensure_admin(data, environment_password=None)
 
     assert login.created
     assert login.password is not None
@@ -234,7 +235,7 @@ def test_admin_gets_a_generated_password_kept_owner_only(tmp_path: Path) -> None
     assert login.password not in data.users_file.read_text()
     assert login.password in login.instructions()
 
-    again = dev.ensure_admin(data, environment_password=None)
+    again = datadir.ensure_admin(data, environment_password=None)
     assert (again.created, again.password) == (False, None)
     assert str(data.admin_password_file) in again.instructions()
     assert verify_password(load_users(data.users_file), "admin", login.password) is not None
@@ -242,24 +243,24 @@ def test_admin_gets_a_generated_password_kept_owner_only(tmp_path: Path) -> None
 
 def test_admin_password_from_the_environment_is_used_and_not_written(tmp_path: Path) -> None:
     """RELMGR_ADMIN_PASSWORD sets admin's password; no admin-password file is made."""
-    data = dev.prepare_data_dir(tmp_path)
-    login = dev.ensure_admin(data, environment_password="from-the-env-123")
+    data = datadir.prepare_data_dir(tmp_path)
+    login = datadir.ensure_admin(data, environment_password="from-the-env-123")
 
     assert login.from_environment
     assert login.created
     assert not data.admin_password_file.exists()
     assert verify_password(load_users(data.users_file), "admin", "from-the-env-123") is not None
     assert "RELMGR_ADMIN_PASSWORD" in login.instructions()
-    assert not dev.ensure_admin(data, environment_password="from-the-env-123").created
+    assert not datadir.ensure_admin(data, environment_password="from-the-env-123").created
 
 
 def test_demo_starts_once_per_database(tmp_path: Path) -> None:
     """The demo is due on a first run, not after its marker is written, and due again once the
     database is gone; --no-seed never starts it."""
-    data = dev.prepare_data_dir(tmp_path)
-    assert dev.demo_due(data, wanted=True, database_existed=False)
-    assert not dev.demo_due(data, wanted=False, database_existed=False)
+    data = datadir.prepare_data_dir(tmp_path)
+    assert datadir.demo_due(data, wanted=True, database_existed=False)
+    assert not datadir.demo_due(data, wanted=False, database_existed=False)
     data.seed_marker.write_text("rel-demo-payments-small\n")
-    assert not dev.demo_due(data, wanted=True, database_existed=True)
-    assert dev.demo_due(data, wanted=True, database_existed=False)
+    assert not datadir.demo_due(data, wanted=True, database_existed=True)
+    assert datadir.demo_due(data, wanted=True, database_existed=False)
     assert not data.seed_marker.exists()

@@ -32,7 +32,8 @@ def quiet_logs(monkeypatch: pytest.MonkeyPatch) -> None:
     def unchanged(path: Path) -> Iterator[None]:
         yield
 
-    monkeypatch.setattr(dev, "logs_to_file", unchanged)
+    # Patched where DevSession looks it up.
+    monkeypatch.setattr("relmgr.dev.session.logs_to_file", unchanged)
     monkeypatch.setattr("relmgr.auth.BCRYPT_ROUNDS", 4)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from relmgr.hierarchy import build_hierarchy
+from relmgr.hierarchy import build_hierarchy, plan_children
 from relmgr.models import Entity, EntityKind, EntityState, StateCounts
 from tests.factories import T0, make_hierarchy, make_plan
 
@@ -96,3 +96,18 @@ def test_revision_changes_with_any_state_change_and_only_then() -> None:
     )
     assert a.revision == b.revision
     assert a.revision != c.revision
+
+
+def test_plan_children_is_a_fresh_copy_each_time() -> None:
+    """The IDs come from a cache, yet what a caller appends never reaches the next caller."""
+    plan = make_plan(1, 1, 2)
+    first = plan_children("rel-a", plan)
+    first["rel-a"].append("rel-a.wave-9")
+    first["rel-a.wave-9"].append("rel-a.wave-9.cluster-x")
+    second = plan_children("rel-a", plan)
+    assert second["rel-a"] == ["rel-a.wave-1"]
+    assert "rel-a.wave-9" not in second
+    assert second["rel-a.wave-1.cluster-c1.bundle-core"] == [
+        "rel-a.wave-1.cluster-c1.bundle-core.app-a1",
+        "rel-a.wave-1.cluster-c1.bundle-core.app-a2",
+    ]

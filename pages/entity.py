@@ -6,24 +6,20 @@ import streamlit as st
 
 from relmgr.ui import frame, login, refresh
 from relmgr.ui.entity_view import render_entity
-from relmgr.ui.links import id_prompt
+from relmgr.ui.links import requested_id
 from relmgr.ui.present import ENTITY_PARAM, md_escape, title_for_id
 
 frame.enter()
 login.require_signed_in()
 
-entity_id = st.query_params.get(ENTITY_PARAM, "").strip()
-
-if not entity_id:
-    st.title("Entity", anchor=False)
-    id_prompt(
-        param=ENTITY_PARAM,
-        label="Entity ID",
-        placeholder="rel-2026-11-payments.wave-1.cluster-eu-1",
-        key="entity-prompt",
-        button="Open entity",
-    )
-    st.stop()
+entity_id = requested_id(
+    param=ENTITY_PARAM,
+    title="Entity",
+    label="Entity ID",
+    placeholder="rel-2026-11-payments.wave-1.cluster-eu-1",
+    key="entity-prompt",
+    button="Open entity",
+)
 
 st.title(md_escape(title_for_id(entity_id)), anchor=False)
 st.caption(md_escape(entity_id))

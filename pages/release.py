@@ -5,26 +5,22 @@ from __future__ import annotations
 import streamlit as st
 
 from relmgr.ui import frame, login, refresh
-from relmgr.ui.links import id_prompt
+from relmgr.ui.links import requested_id
 from relmgr.ui.present import RELEASE_PARAM, RELEASES_PAGE, md_escape
 from relmgr.ui.release_tree import render_download, render_release
 
 frame.enter()
 login.require_signed_in()
 
-release_id = st.query_params.get(RELEASE_PARAM, "").strip()
 st.page_link(RELEASES_PAGE, label="All releases", icon=":material/arrow_back:")
-
-if not release_id:
-    st.title("Release", anchor=False)
-    id_prompt(
-        param=RELEASE_PARAM,
-        label="Release ID",
-        placeholder="rel-2026-11-payments",
-        key="release-prompt",
-        button="Open release",
-    )
-    st.stop()
+release_id = requested_id(
+    param=RELEASE_PARAM,
+    title="Release",
+    label="Release ID",
+    placeholder="rel-2026-11-payments",
+    key="release-prompt",
+    button="Open release",
+)
 
 st.title(f"Release {md_escape(release_id)}", anchor=False)
 render_download(release_id)

@@ -85,6 +85,19 @@ def id_prompt(*, param: str, label: str, placeholder: str, key: str, button: str
             st.rerun()
 
 
+def requested_id(
+    *, param: str, title: str, label: str, placeholder: str, key: str, button: str
+) -> str:
+    """The ID in the page's query parameter `param`; without one, the page's title and a prompt
+    for it, and the run ends there."""
+    value = st.query_params.get(param, "").strip()
+    if value:
+        return value
+    st.title(title, anchor=False)
+    id_prompt(param=param, label=label, placeholder=placeholder, key=key, button=button)
+    st.stop()
+
+
 def entity_table(
     entities: Sequence[Entity],
     *,

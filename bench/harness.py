@@ -534,7 +534,7 @@ class Run:
         more = config.many - 1
         await population.start_extra_large(client, more)
         progress(f"started {more} more large releases")
-        releases = [population.big_release_id, *population.extra_large_ids]
+        releases = population.large_release_ids
         api = ApiServer(self.workdir, server.address, Credentials.create(self.workdir / "cpu"))
         await api.start()
         churn = Churn(client, population.app_ids, 5.0)

@@ -134,6 +134,11 @@ class Population:
         return took
 
     @property
+    def large_release_ids(self) -> list[str]:
+        """Every release of the large shape started so far: the live one, then the idle ones."""
+        return [self.big_release_id, *self.extra_large_ids]
+
+    @property
     def workflow_count(self) -> int:
         """Every workflow started so far."""
         return (

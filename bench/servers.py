@@ -60,7 +60,8 @@ def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
         )
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a child we started: SIGTERM, then SIGKILL if it has not ended within 15 s."""
     if process is None or process.poll() is not None:
         return
     process.terminate()
@@ -158,7 +159,7 @@ class ApiServer:
     def stop(self) -> None:
         """SIGTERM (uvicorn shuts down gracefully), then SIGKILL if it hangs."""
         process, self._process = self._process, None
-        _stop(process)
+        stop_process(process)
 
 
 @dataclass
@@ -237,4 +238,4 @@ class DashboardServer:
     def stop(self) -> None:
         """Stop Streamlit."""
         process, self._process = self._process, None
-        _stop(process)
+        stop_process(process)

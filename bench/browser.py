@@ -42,20 +42,12 @@ from relmgr.errors import RelmgrError
 from relmgr.models import EntityKind, EntityState, ReleaseHierarchy
 from relmgr.reader.temporal import TemporalReader
 from relmgr.settings import Settings
+from tests.browser.stack import CHROMIUM, CHROMIUM_ARGS
 from tests.reader.contract_stub import ContractStubWorkflow, StubChange
 
 if TYPE_CHECKING:
     from playwright.async_api import ViewportSize
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT: ViewportSize = {"width": 1400, "height": 1000}
 _PROGRESS = re.compile(r"\((\d+) of (\d+)\)")
 _ATTEMPT_BASE = 5000
@@ -171,7 +163,7 @@ async def measure(
     try:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+                executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS)
             )
             try:
                 await asyncio.sleep(1.0)

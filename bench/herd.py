@@ -43,11 +43,12 @@ from bench.harness import Progress, machine, stop_on_sigterm
 from bench.population import Population, Shape
 from bench.procs import CpuMeter, cpu_seconds
 from bench.rawhttp import RawClient, RawHttpError, RawResponse
-from bench.servers import ApiServer, Credentials, stop_process
+from bench.servers import ApiServer, Credentials
 from bench.stats import load_average, percentile
 from relmgr.reader.source import PAGE_SIZE
 from relmgr.settings import Settings
 from relmgr.temporal_client import connect
+from tests.processes import stop_process
 from tests.reader.devserver_process import DevServerProcess
 
 LARGE = Shape(waves=5, clusters=20, apps=10)

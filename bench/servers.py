@@ -22,6 +22,7 @@ import httpx
 
 from relmgr.auth import add_user
 from tests.ports import free_port
+from tests.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 USERNAME = "bench"
@@ -58,19 +59,6 @@ def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
         return subprocess.Popen(  # noqa: S603
             argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
         )
-
-
-def stop_process(process: subprocess.Popen[bytes] | None) -> None:
-    """Stop a child we started: SIGTERM, then SIGKILL if it has not ended within 15 s."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=5)
 
 
 @dataclass

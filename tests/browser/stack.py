@@ -37,6 +37,7 @@ from relmgr.models import ReleasePlan
 from relmgr.starter import start_release
 from relmgr.worker import build_worker
 from tests.ports import free_port
+from tests.processes import stop_process
 from tests.reader.devserver_process import DevServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,14 +245,7 @@ class StreamlitServer:
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and wait for it."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
 
 
 @dataclass(frozen=True)

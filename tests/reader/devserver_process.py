@@ -9,7 +9,6 @@ an on-disk database so that workflows survive the restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -20,6 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from relmgr.contract import SEARCH_ATTRIBUTES
 from relmgr.devserver import find_temporal_binary
 from tests.ports import free_port
+from tests.processes import stop_process
 
 
 class DevServerProcess:
@@ -94,15 +94,7 @@ class DevServerProcess:
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and wait for it."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=5)
+        stop_process(process)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server process has used so far."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -262,11 +263,22 @@ class ReleaseHierarchy(_Frozen):
 
     def needs_attention(self) -> list[TreeNode]:
         """Failed and retrying entities, deepest first within each branch order."""
-        return [n for n in self.entities() if n.state.needs_attention]
+        return list(self._attention)
 
     def last_changed_at(self) -> datetime | None:
         """The newest change anywhere in the tree (the release's own row only moves when the
         release workflow itself reports), or None if nothing has started."""
+        return self._newest_change
+
+    # Both walk the whole tree (1,206 nodes of a big release: ~2.4 and ~1.3 ms). A tree is a
+    # frozen snapshot that every session showing the release reads on every refresh, so each is
+    # computed once per tree; pydantic leaves cached properties out of equality and dumps.
+    @cached_property
+    def _attention(self) -> tuple[TreeNode, ...]:
+        return tuple(n for n in self.entities() if n.state.needs_attention)
+
+    @cached_property
+    def _newest_change(self) -> datetime | None:
         return max(
             (n.last_changed_at for n in self.entities() if n.last_changed_at is not None),
             default=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -39,6 +40,13 @@ def _sort_key(sort: ReleaseSort) -> object:
     return lambda r: (r.started_at or _EPOCH, r.id)
 
 
+def _apps_digest(items: Iterable[ReleaseSummary]) -> str:
+    digest = hashlib.blake2b(digest_size=6)
+    for summary in items:
+        digest.update(repr(tuple(summary.apps.by_state().values())).encode())
+    return digest.hexdigest()
+
+
 def page_releases(
     releases: Iterable[ReleaseSummary], query: ReleaseQuery, *, read_at: datetime
 ) -> ReleaseListPage:
@@ -61,7 +69,9 @@ def page_releases(
         page_size=query.page_size,
         counts=counts,
         read_at=read_at,
-        revision=revision_of(items) + f"-{len(matching)}",
+        # App counts can change without a release's own state or time changing: they are part
+        # of what the page shows, so part of its revision.
+        revision=revision_of(items) + f"-{len(matching)}-{_apps_digest(items)}",
     )
 
 
@@ -73,6 +83,11 @@ def summary_of(hierarchy: ReleaseHierarchy) -> ReleaseSummary:
         if wave.started:
             current = number
     fields = Entity.model_validate(release.model_dump(include=set(Entity.model_fields)))
+    # The release's own row moves only when the release workflow reports (a wave or cluster
+    # ended); the tree's newest change is when anything in the release last changed.
+    newest = hierarchy.last_changed_at()
+    if newest is not None and (fields.last_changed_at is None or newest > fields.last_changed_at):
+        fields = fields.model_copy(update={"last_changed_at": newest})
     return ReleaseSummary(
         **fields.model_dump(),
         waves_total=len(release.waves),

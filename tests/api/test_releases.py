@@ -25,7 +25,8 @@ PAYMENTS_ITEM: dict[str, Any] = {
     "parent_id": None,
     "state": "IN_PROGRESS",
     "started_at": "2026-11-26T13:00:00Z",
-    "last_changed_at": "2026-11-26T13:00:00Z",
+    # The newest change in the release's tree (an app's), not the release workflow's own.
+    "last_changed_at": "2026-11-26T13:00:05Z",
     "finished_at": None,
     "attempt": 1,
     "last_error": None,
@@ -142,56 +143,94 @@ async def test_list_csv_holds_every_matching_release(
     api: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     """`format=csv` ignores paging: every matching release, in the requested order."""
+    before = datetime.now(UTC)
     response = await api.get("/api/releases?format=csv&page_size=1&sort=id&order=asc", headers=auth)
+    after = datetime.now(UTC)
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert response.headers["content-disposition"] == 'attachment; filename="releases.csv"'
+    assert "x-relmgr-export-truncated-at" not in response.headers
     rows = _csv(response)
-    assert rows[0][:3] == ["id", "state", "percent_complete"]
+    assert rows[0] == [
+        "id",
+        "state",
+        "percent_complete",
+        "apps_total",
+        "apps_pending",
+        "apps_in_progress",
+        "apps_retrying",
+        "apps_succeeded",
+        "apps_failed",
+        "apps_cancelled",
+        "current_wave",
+        "waves_total",
+        "started_at_utc",
+        "last_changed_at_utc",
+        "finished_at_utc",
+        "duration_seconds",
+        "last_error",
+    ]
+    # A running release lasts until the data was read (between the request's start and end).
+    started = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+    running_for = int(rows[3][15])
+    assert int((before - started).total_seconds()) <= running_for
+    assert running_for <= int((after - started).total_seconds())
     assert rows[1:] == [
         [
             "rel-demo",
             "FAILED",
             "87.5",
             "8",
+            "0",
+            "0",
+            "0",
             "7",
             "1",
             "0",
+            "2",
+            "2",
+            "2026-11-26 12:00:00",
+            "2026-11-26 12:00:18",
+            "2026-11-26 12:00:00",
             "0",
-            "2",
-            "2",
-            "2026-11-26T12:00:00Z",
-            "2026-11-26T12:00:00Z",
-            "2026-11-26T12:00:00Z",
+            "",
         ],
         [
             "rel-old",
             "SUCCEEDED",
             "100.0",
             "1",
-            "1",
             "0",
             "0",
             "0",
             "1",
+            "0",
+            "0",
             "1",
-            "2026-11-25T12:00:00Z",
-            "2026-11-25T12:00:00Z",
-            "2026-11-25T12:00:00Z",
+            "1",
+            "2026-11-25 12:00:00",
+            "2026-11-25 12:00:04",
+            "2026-11-25 12:00:00",
+            "0",
+            "",
         ],
         [
             "rel-payments",
             "IN_PROGRESS",
             "50.0",
             "2",
-            "1",
             "0",
             "1",
             "0",
             "1",
+            "0",
+            "0",
             "1",
-            "2026-11-26T13:00:00Z",
-            "2026-11-26T13:00:00Z",
+            "1",
+            "2026-11-26 13:00:00",
+            "2026-11-26 13:00:05",
+            "",
+            str(running_for),
             "",
         ],
     ]
@@ -295,22 +334,40 @@ async def test_hierarchy_csv_has_one_row_per_entity(
         "kind",
         "id",
         "parent_id",
+        "wave",
+        "cluster",
+        "bundle",
+        "app",
         "state",
-        "started_at",
-        "last_changed_at",
-        "finished_at",
+        "started_at_utc",
+        "last_changed_at_utc",
+        "finished_at_utc",
+        "duration_seconds",
         "attempt",
         "last_error",
+        "apps_total",
+        "apps_pending",
+        "apps_in_progress",
+        "apps_retrying",
+        "apps_succeeded",
+        "apps_failed",
+        "apps_cancelled",
     ]
     assert len(rows) == 1 + 19
     failed = next(row for row in rows if row[1] == FAILED_APP)
-    assert failed[3:] == [
-        "FAILED",
-        "2026-11-26T12:00:00Z",
-        failed[5],
-        failed[5],
+    assert failed[3:8] == ["2", "c1", "core", "a2", "FAILED"]
+    assert failed[8] == "2026-11-26 12:00:00"
+    assert failed[9] == failed[10] != ""
+    assert failed[12:] == [
         "2",
         '\'=HYPERLINK("http://evil")',
+        "1",
+        "0",
+        "0",
+        "0",
+        "0",
+        "1",
+        "0",
     ]
     assert [row[0] for row in rows[1:4]] == ["release", "wave", "cluster"]
 

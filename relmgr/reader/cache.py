@@ -88,6 +88,9 @@ class CachePolicy:
     resync_seconds: float = 300.0
     watch_ttl_seconds: float = 60.0
     cold_load_concurrency: int = 2
+    # Follow the running releases of a watched list (exact counts). Off only to measure the old
+    # behaviour (memo counts, which lag) in `bench/list_counts.py`.
+    follow_running: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CachePolicy:
@@ -322,6 +325,8 @@ class SnapshotCache:
 
     async def _follow(self, listing: ListSnapshot, started_at: datetime) -> _Followed:
         """Load the trees of the list's running releases that have none, a few calls for all."""
+        if not self.policy.follow_running:
+            return _Followed()
         missing = [r for r in listing.running_ids() if r not in self._releases]
         followed: list[str] = []
         calls = received = 0
@@ -355,7 +360,8 @@ class SnapshotCache:
         ttl = self.policy.watch_ttl_seconds
         if self._list is not None and now - self._list.last_read_mono > ttl:
             self._list = None
-        followed = set(self._list.running_ids()) if self._list is not None else set()
+        following = self._list is not None and self.policy.follow_running
+        followed = set(self._list.running_ids()) if following and self._list else set()
         for release_id in [
             r
             for r, s in self._releases.items()

@@ -53,12 +53,16 @@ class TemporalReader:
         settings: Settings,
         *,
         clock: Clock | None = None,
+        policy: CachePolicy | None = None,
     ) -> None:
-        """Use `from_client()` for a real client; `source` and `clock` are injectable for tests."""
+        """Use `from_client()` for a real client; `source`, `clock` and `policy` (else the
+        settings') are injectable for tests and benchmarks."""
         self._source = source
         self._settings = settings
         self._clock: Clock = clock or SystemClock()
-        self.cache = SnapshotCache(source, CachePolicy.from_settings(settings), self._clock)
+        self.cache = SnapshotCache(
+            source, policy or CachePolicy.from_settings(settings), self._clock
+        )
         # One describe per entity per refresh period, however many viewers ask.
         self._describes: Coalescer[VisibilityRow] = Coalescer(
             self._clock, ttl=settings.refresh_seconds
@@ -69,14 +73,16 @@ class TemporalReader:
         self._closed = False
 
     @classmethod
-    def from_client(cls, client: Client, settings: Settings) -> TemporalReader:
+    def from_client(
+        cls, client: Client, settings: Settings, *, policy: CachePolicy | None = None
+    ) -> TemporalReader:
         """A reader on a connected client (see `relmgr.temporal_client.connect`)."""
         source = TemporalVisibility(
             client,
             rpc_timeout=settings.temporal_rpc_timeout,
             live_query_timeout=settings.live_query_timeout,
         )
-        return cls(source, settings)
+        return cls(source, settings, policy=policy)
 
     def start(self) -> None:
         """Start the background refresher on the running event loop (idempotent)."""

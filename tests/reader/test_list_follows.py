@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from relmgr.contract import EntityMemo
@@ -154,3 +155,18 @@ async def test_followed_releases_stay_watched_while_the_list_is_read_and_go_when
     listed = await _listed(cache)
     assert listed["rel-run"].apps == final  # type: ignore[attr-defined]
     assert listed["rel-run"].state is EntityState.SUCCEEDED  # type: ignore[attr-defined]
+
+
+async def test_without_following_the_list_is_the_memos_at_one_call() -> None:
+    """`follow_running=False` (the benchmark's "before"): one list call, counts from the memo."""
+    source = FakeVisibility()
+    source.add_release("rel-run", make_plan(waves=1, clusters=2, apps=2))
+    clock = FakeClock(T0 + timedelta(minutes=5))
+    cache = SnapshotCache(source, replace(POLICY, follow_running=False), clock)
+    source.change(APP, EntityState.RETRYING, clock.now(), attempt=2)
+    listed = await _listed(cache)
+    assert source.queries == ["RelmgrKind = 'release'"]
+    assert listed["rel-run"].apps == StateCounts(in_progress=4)  # type: ignore[attr-defined]
+    clock.advance(1.5)
+    await cache.refresh_once()
+    assert cache.watched_releases() == []

@@ -349,7 +349,12 @@ class ReleaseQuery(_Frozen):
 
 
 class ReleaseListPage(_Frozen):
-    """One page of releases, the total that matched, and counts per state of all releases."""
+    """One page of releases, the total that matched, and counts per state.
+
+    `counts` (releases by state) and `app_counts` (their apps by state, e.g. how many apps are
+    retrying now) cover every release the search matches, before the state filter: they say what
+    each state filter would give, so tiles can act as filters and follow the search.
+    """
 
     items: tuple[ReleaseSummary, ...]
     total: int
@@ -358,6 +363,7 @@ class ReleaseListPage(_Frozen):
     counts: StateCounts
     read_at: datetime
     revision: str = ""
+    app_counts: StateCounts = StateCounts()
 
     @property
     def pages(self) -> int:

@@ -52,6 +52,17 @@ ALL_COUNTS = {
     "cancelled": 0,
 }
 
+# rel-demo: 7 succeeded + 1 failed; rel-payments: 1 in progress + 1 succeeded; rel-old: 1 succeeded.
+ALL_APPS = {
+    "pending": 0,
+    "in_progress": 1,
+    "retrying": 0,
+    "succeeded": 9,
+    "failed": 1,
+    "cancelled": 0,
+}
+NO_COUNTS = dict.fromkeys(ALL_COUNTS, 0)
+
 
 def _state(app: FastAPI) -> ApiState:
     state: ApiState = app.state.api
@@ -76,7 +87,14 @@ async def test_list_returns_the_first_page_newest_first(
     read_at = body.pop("read_at")
     assert read_at.endswith("Z")
     assert [item["id"] for item in body.pop("items")] == ["rel-payments", "rel-demo", "rel-old"]
-    assert body == {"total": 3, "page": 1, "page_size": 50, "pages": 1, "counts": ALL_COUNTS}
+    assert body == {
+        "total": 3,
+        "page": 1,
+        "page_size": 50,
+        "pages": 1,
+        "counts": ALL_COUNTS,
+        "app_counts": ALL_APPS,
+    }
 
 
 async def test_list_item_has_every_field_and_percent_complete(
@@ -98,9 +116,25 @@ async def test_list_filters_by_state_and_keeps_counts_over_all(
 
 
 async def test_list_searches_ids(api: httpx.AsyncClient, auth: dict[str, str]) -> None:
-    """`q` keeps releases whose ID contains the text."""
+    """`q` keeps releases whose ID contains the text; the counts follow the search."""
     body = (await api.get("/api/releases?q=pay", headers=auth)).json()
     assert [item["id"] for item in body["items"]] == ["rel-payments"]
+    assert body["counts"] == {**NO_COUNTS, "in_progress": 1}
+    assert body["app_counts"] == {**NO_COUNTS, "in_progress": 1, "succeeded": 1}
+
+
+async def test_a_search_matching_nothing_is_a_clean_empty_page(
+    api: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """No match is a 200 with no items and zero counts (JSON), a header-only CSV."""
+    response = await api.get("/api/releases?q=nothing-like-this", headers=auth)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["items"], body["total"], body["pages"]) == ([], 0, 1)
+    assert (body["counts"], body["app_counts"]) == (NO_COUNTS, NO_COUNTS)
+    exported = await api.get("/api/releases?q=nothing-like-this&format=csv", headers=auth)
+    assert exported.status_code == 200
+    assert len(_csv(exported)) == 1
 
 
 @pytest.mark.parametrize(

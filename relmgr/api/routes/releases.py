@@ -155,7 +155,8 @@ async def list_releases(
         )
     result = await within_budget(reader.list_releases(query))
     key = ("releases", state_filter, q, sort, order, page, page_size)
-    revision = f"{result.revision}|{result.counts.model_dump_json()}"
+    counts = f"{result.counts.model_dump_json()}|{result.app_counts.model_dump_json()}"
+    revision = f"{result.revision}|{counts}"
     if not result.revision:
         revision = digest(dump_without_read_at(result))
     etag = weak_etag("l-" + digest(repr(key), revision))

@@ -23,6 +23,7 @@ from relmgr.models import (
     ReleaseSummary,
 )
 from relmgr.reader.base import ReaderStats, ReleaseReader
+from relmgr.reader.matching import MAX_EXPORT_ROWS, MatchingReleases, matching_releases
 
 T = TypeVar("T")
 
@@ -69,6 +70,12 @@ class SyncReader:
     def list_releases(self, query: ReleaseQuery) -> ReleaseListPage:
         """One page of releases."""
         return self._run(lambda r: r.list_releases(query), self.timeout)
+
+    def matching_releases(
+        self, query: ReleaseQuery, *, limit: int = MAX_EXPORT_ROWS
+    ) -> MatchingReleases:
+        """Every release the query matches, for an export (`relmgr.reader.matching`)."""
+        return self._run(lambda r: matching_releases(r, query, limit=limit), self.timeout)
 
     def get_release(self, release_id: str) -> ReleaseSummary:
         """One release without its tree."""

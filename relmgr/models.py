@@ -99,26 +99,24 @@ class ReleasePlan(_Frozen):
 
 
 class StateCounts(_Frozen):
-    """How many entities are in each state."""
+    """How many entities are in each state (for apps: each app counted in its own state).
 
-    pending: int = 0
-    in_progress: int = 0
-    retrying: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    cancelled: int = 0
+    App counts of a running release come from its tree, so `in_progress` is the apps deploying
+    now and `retrying` the apps waiting to retry; they are never "every app of a running
+    cluster" (what the release workflow's own memo reports, used only once a release closed).
+    """
+
+    pending: int = Field(default=0, description="Not started yet.")
+    in_progress: int = Field(default=0, description="Deploying now (an attempt is running).")
+    retrying: int = Field(default=0, description="Waiting to retry after a failed attempt.")
+    succeeded: int = Field(default=0, description="Deployed.")
+    failed: int = Field(default=0, description="Failed for good (retries exhausted).")
+    cancelled: int = Field(default=0, description="Cancelled, or never run: their parent ended.")
 
     @property
     def total(self) -> int:
         """All entities counted."""
-        return (
-            self.pending
-            + self.in_progress
-            + self.retrying
-            + self.succeeded
-            + self.failed
-            + self.cancelled
-        )
+        return sum(self.get(state) for state in EntityState)
 
     @property
     def finished(self) -> int:
@@ -128,6 +126,10 @@ class StateCounts(_Frozen):
     def get(self, state: EntityState) -> int:
         """The count for one state."""
         return int(getattr(self, state.value.lower()))
+
+    def by_state(self) -> dict[EntityState, int]:
+        """Every state with its count, in `EntityState` order."""
+        return {state: self.get(state) for state in EntityState}
 
     @classmethod
     def of(cls, states: Iterator[EntityState] | list[EntityState]) -> StateCounts:
@@ -141,6 +143,17 @@ class StateCounts(_Frozen):
         return StateCounts(
             **{s.value.lower(): self.get(s) + other.get(s) for s in EntityState},
         )
+
+
+# What each app count means, in words a front end can show as help text (keyed by state).
+APP_COUNT_HELP: dict[EntityState, str] = {
+    EntityState.PENDING: "Apps not started yet",
+    EntityState.IN_PROGRESS: "Apps deploying now (an attempt is running)",
+    EntityState.RETRYING: "Apps waiting to retry after a failed attempt",
+    EntityState.SUCCEEDED: "Apps deployed",
+    EntityState.FAILED: "Apps that failed for good (retries exhausted)",
+    EntityState.CANCELLED: "Apps cancelled, or never run because their cluster or wave ended",
+}
 
 
 class Rollup(_Frozen):
@@ -290,11 +303,18 @@ class ReleaseHierarchy(_Frozen):
 
 
 class ReleaseSummary(Entity):
-    """A release as the release list shows it, without its tree."""
+    """A release as the release list shows it, without its tree.
+
+    For a release still running, `apps` and `last_changed_at` are those of its tree (the reader
+    follows every running release on the list); for a closed release, its workflow's final memo.
+    `last_changed_at` is the newest change anywhere in the release, not only of its own workflow.
+    """
 
     waves_total: int = 0
     current_wave: int | None = None
-    apps: StateCounts = StateCounts()
+    apps: StateCounts = Field(
+        default=StateCounts(), description="The release's apps, each counted in its own state."
+    )
 
     @property
     def percent_complete(self) -> float:
@@ -329,7 +349,12 @@ class ReleaseQuery(_Frozen):
 
 
 class ReleaseListPage(_Frozen):
-    """One page of releases, the total that matched, and counts per state of all releases."""
+    """One page of releases, the total that matched, and counts per state.
+
+    `counts` (releases by state) and `app_counts` (their apps by state, e.g. how many apps are
+    retrying now) cover every release the search matches, before the state filter: they say what
+    each state filter would give, so tiles can act as filters and follow the search.
+    """
 
     items: tuple[ReleaseSummary, ...]
     total: int
@@ -338,6 +363,7 @@ class ReleaseListPage(_Frozen):
     counts: StateCounts
     read_at: datetime
     revision: str = ""
+    app_counts: StateCounts = StateCounts()
 
     @property
     def pages(self) -> int:

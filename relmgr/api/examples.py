@@ -89,5 +89,5 @@ def csv_example(text: str) -> dict[str, Any]:
     return {"text/csv": {"schema": {"type": "string"}, "example": text}}
 
 
-RELEASES_CSV = releases_csv([SUMMARY])
+RELEASES_CSV = releases_csv([SUMMARY], as_of=TREE.read_at)
 HIERARCHY_CSV = hierarchy_csv(TREE)

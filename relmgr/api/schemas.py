@@ -130,7 +130,13 @@ class ReleaseListResponse(_Frozen):
     page: int = Field(ge=1)
     page_size: int = Field(ge=1)
     pages: int = Field(ge=1, description="Pages the matching releases fill (at least 1).")
-    counts: StateCounts = Field(description="Releases per state, over all releases (unfiltered).")
+    counts: StateCounts = Field(
+        description="Releases per state, over the releases the search matches (no state filter)."
+    )
+    app_counts: StateCounts = Field(
+        default=StateCounts(),
+        description="Their apps per state (e.g. apps retrying now), over the same releases.",
+    )
     read_at: datetime
 
     @classmethod
@@ -143,6 +149,7 @@ class ReleaseListResponse(_Frozen):
             page_size=page.page_size,
             pages=page.pages,
             counts=page.counts,
+            app_counts=page.app_counts,
             read_at=page.read_at,
         )
 

@@ -15,6 +15,13 @@ of calls. Each snapshot is also re-read in full every `resync_seconds` (one per 
 which drops workflows that have disappeared. Snapshots nobody read for `watch_ttl_seconds` are
 forgotten.
 
+While the release list is watched, every release on it that is still running is *followed*: it
+gets a snapshot of its own, as if someone had its page open, so the list, its tiles and
+`get_release` show the same app counts and last change as the release's tree. Followed releases
+are loaded together (one list call per `MAX_IN_IDS` of them: at the list's cold load, then only
+releases that started since) and ride in the same delta call as everything else; a release that
+ended is no longer followed and, once nobody reads its tree, the list shows its final memo.
+
 Cold loads are full lists (a 1,206-entity release is two 1,000-row pages), so at most
 `cold_load_concurrency` of them run at once and the others queue: a herd of first reads on a busy
 server would otherwise run past its bound together, fail together and be started again by the next
@@ -51,7 +58,13 @@ from relmgr.models import (
 )
 from relmgr.reader.clock import Clock, SystemClock
 from relmgr.reader.coalescer import Coalescer
-from relmgr.reader.queries import MAX_IN_IDS, delta_query, release_list_query, release_query
+from relmgr.reader.queries import (
+    MAX_IN_IDS,
+    delta_query,
+    release_list_query,
+    release_query,
+    releases_query,
+)
 from relmgr.reader.rows import VisibilityRow
 from relmgr.reader.snapshots import ListSnapshot, ReleaseSnapshot, Snapshot, merge_row, rows_by_id
 from relmgr.reader.source import VisibilitySource
@@ -75,6 +88,9 @@ class CachePolicy:
     resync_seconds: float = 300.0
     watch_ttl_seconds: float = 60.0
     cold_load_concurrency: int = 2
+    # Follow the running releases of a watched list (exact counts). Off only to measure the old
+    # behaviour (memo counts, which lag) in `bench/list_counts.py`.
+    follow_running: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CachePolicy:
@@ -98,6 +114,17 @@ class RefreshReport:
     resynced: tuple[str, ...] = ()
     rebuilt: tuple[str, ...] = ()
     watched: int = 0
+    # Running releases of the list whose trees this cycle loaded (they started since).
+    followed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Followed:
+    """What one round of following the list's running releases loaded."""
+
+    release_ids: tuple[str, ...] = ()
+    calls: int = 0
+    rows: int = 0
 
 
 _LIST_KEY = "*release-list*"  # not a release ID, so it never collides with one
@@ -271,29 +298,78 @@ class SnapshotCache:
         snapshot.rebuild()
         self._missing.pop(release_id, None)
         self._releases[release_id] = snapshot
+        self._list_follows(release_id)
         return snapshot
+
+    def _list_follows(self, release_id: str) -> None:
+        """The list shows this release's tree now (or no longer): cut its pages again."""
+        if self._list is not None and release_id in self._list.rows:
+            self._list.dirty = True
 
     async def _load_list(self) -> Snapshot:
         started_at = self._clock.now()
         rows = await self._source.list_rows(release_list_query())
         mono = self._clock.monotonic()
-        self._note_success(started_at)
         snapshot = ListSnapshot(
-            rows=rows_by_id(rows), covered_at=started_at, loaded_mono=mono, last_read_mono=mono
+            rows=rows_by_id(rows),
+            covered_at=started_at,
+            loaded_mono=mono,
+            last_read_mono=mono,
+            trees=self._releases,
         )
+        await self._follow(snapshot, started_at)
+        self._note_success(started_at)
         snapshot.rebuild()
         self._list = snapshot
         return snapshot
+
+    async def _follow(self, listing: ListSnapshot, started_at: datetime) -> _Followed:
+        """Load the trees of the list's running releases that have none, a few calls for all."""
+        if not self.policy.follow_running:
+            return _Followed()
+        missing = [r for r in listing.running_ids() if r not in self._releases]
+        followed: list[str] = []
+        calls = received = 0
+        for start in range(0, len(missing), MAX_IN_IDS):
+            chunk = missing[start : start + MAX_IN_IDS]
+            rows = await self._source.list_rows(releases_query(chunk))
+            calls += 1
+            received += len(rows)
+            grouped: dict[str, list[VisibilityRow]] = {r: [] for r in chunk}
+            for row in rows:
+                grouped.setdefault(row.entity.release_id, []).append(row)
+            mono = self._clock.monotonic()
+            for release_id in chunk:
+                if not grouped[release_id] or release_id in self._releases:
+                    continue  # not visible yet (the next cycle tries again), or loaded since
+                self._releases[release_id] = ReleaseSnapshot(
+                    rows=rows_by_id(grouped[release_id]),
+                    covered_at=started_at,
+                    loaded_mono=mono,
+                    last_read_mono=mono,
+                    release_id=release_id,
+                )
+                followed.append(release_id)
+        if followed:
+            listing.dirty = True
+        return _Followed(tuple(followed), calls, received)
 
     # ---- refreshing --------------------------------------------------------------------------
 
     def _expire(self, now: float) -> None:
         ttl = self.policy.watch_ttl_seconds
-        for release_id in [r for r, s in self._releases.items() if now - s.last_read_mono > ttl]:
-            log.debug("release %s not read for %.0f s: no longer refreshed", release_id, ttl)
-            del self._releases[release_id]
         if self._list is not None and now - self._list.last_read_mono > ttl:
             self._list = None
+        following = self._list is not None and self.policy.follow_running
+        followed = set(self._list.running_ids()) if following and self._list else set()
+        for release_id in [
+            r
+            for r, s in self._releases.items()
+            if now - s.last_read_mono > ttl and r not in followed
+        ]:
+            log.debug("release %s not read for %.0f s: no longer refreshed", release_id, ttl)
+            del self._releases[release_id]
+            self._list_follows(release_id)
         for release_id in [
             r for r, at in self._missing.items() if now - at >= self.policy.refresh_seconds
         ]:
@@ -329,6 +405,7 @@ class SnapshotCache:
         queries = 0
         received = 0
         resynced: list[str] = []
+        followed: tuple[str, ...] = ()
         try:
             if resync is not None:
                 queries += 1
@@ -341,12 +418,19 @@ class SnapshotCache:
                 queries += calls
                 received += len(delta_rows)
                 self._apply_delta(delta_rows)
+            if self._list is not None:
+                # Running releases new to the list since the last cycle (none, mostly).
+                follow = await self._follow(self._list, started_at)
+                queries += follow.calls
+                received += follow.rows
+                followed = follow.release_ids
         except RelmgrError as exc:
             self._fail(exc, started_at)
             raise
         for snapshot in rest:
             snapshot.covered_at = started_at
         rebuilt: list[str] = []
+        # Trees first: the list is summarised from them.
         for snapshot in self._snapshots():
             if snapshot.dirty:
                 snapshot.rebuild()
@@ -366,6 +450,7 @@ class SnapshotCache:
             resynced=tuple(resynced),
             rebuilt=tuple(rebuilt),
             watched=len(self._releases),
+            followed=followed,
         )
         self.last_report = report
         return report
@@ -408,6 +493,8 @@ class SnapshotCache:
             snapshot = self._releases.get(entity.release_id)
             if snapshot is not None and merge_row(snapshot.rows, row):
                 snapshot.dirty = True
+                if listing is not None and entity.release_id in listing.rows:
+                    listing.dirty = True
 
     def _apply_resync(
         self,
@@ -421,9 +508,12 @@ class SnapshotCache:
             # The release is gone (deleted, or a dev server restarted without its database).
             self._releases.pop(snapshot.release_id, None)
             self._missing[snapshot.release_id] = mono
+            self._list_follows(snapshot.release_id)
             return
         snapshot.replace_rows(rows_by_id(rows))
         snapshot.covered_at = started_at
+        if isinstance(snapshot, ReleaseSnapshot) and snapshot.dirty:
+            self._list_follows(snapshot.release_id)
 
     async def run(self) -> None:
         """Refresh forever, every `refresh_seconds`, backing off while Temporal fails."""

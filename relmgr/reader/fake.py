@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from relmgr import ids
@@ -28,6 +28,8 @@ class FakeReader:
         self.available = True
         self.live_available = True
         self.calls: list[str] = []
+        # What the fake calls "now" (its `read_at`s); tests may pin it.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         for tree in hierarchies:
             self.put(tree)
 
@@ -39,7 +41,7 @@ class FakeReader:
         self.calls.append(name)
         if not self.available:
             raise TemporalUnavailableError("Temporal is unavailable (fake reader switched off)")
-        return datetime.now(UTC)
+        return self.clock()
 
     def _tree(self, release_id: str) -> ReleaseHierarchy:
         tree = self._trees.get(release_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -39,18 +40,22 @@ def _sort_key(sort: ReleaseSort) -> object:
     return lambda r: (r.started_at or _EPOCH, r.id)
 
 
+def _apps_digest(counts: Iterable[ReleaseSummary | StateCounts]) -> str:
+    digest = hashlib.blake2b(digest_size=6)
+    for item in counts:
+        apps = item.apps if isinstance(item, ReleaseSummary) else item
+        digest.update(repr(tuple(apps.by_state().values())).encode())
+    return digest.hexdigest()
+
+
 def page_releases(
     releases: Iterable[ReleaseSummary], query: ReleaseQuery, *, read_at: datetime
 ) -> ReleaseListPage:
-    """Filter, search, sort and cut one page; counts per state are over all releases."""
-    everything = list(releases)
-    counts = StateCounts.of([r.state for r in everything])
-    matching = [
-        r
-        for r in everything
-        if (query.state is None or r.state is query.state)
-        and (query.search is None or query.search in r.id)
-    ]
+    """Search, filter, sort and cut one page; counts are over the search's releases, unfiltered."""
+    searched = [r for r in releases if query.search is None or query.search in r.id]
+    counts = StateCounts.of([r.state for r in searched])
+    app_counts = sum((r.apps for r in searched), StateCounts())
+    matching = [r for r in searched if query.state is None or r.state is query.state]
     matching.sort(key=_sort_key(query.sort), reverse=query.descending)  # type: ignore[arg-type]
     start = (query.page - 1) * query.page_size
     items = tuple(matching[start : start + query.page_size])
@@ -60,8 +65,11 @@ def page_releases(
         page=query.page,
         page_size=query.page_size,
         counts=counts,
+        app_counts=app_counts,
         read_at=read_at,
-        revision=revision_of(items) + f"-{len(matching)}",
+        # App counts can change without a release's own state or time changing: they are part
+        # of what the page shows, so part of its revision.
+        revision=revision_of(items) + f"-{len(matching)}-{_apps_digest([*items, app_counts])}",
     )
 
 
@@ -73,6 +81,11 @@ def summary_of(hierarchy: ReleaseHierarchy) -> ReleaseSummary:
         if wave.started:
             current = number
     fields = Entity.model_validate(release.model_dump(include=set(Entity.model_fields)))
+    # The release's own row moves only when the release workflow reports (a wave or cluster
+    # ended); the tree's newest change is when anything in the release last changed.
+    newest = hierarchy.last_changed_at()
+    if newest is not None and (fields.last_changed_at is None or newest > fields.last_changed_at):
+        fields = fields.model_copy(update={"last_changed_at": newest})
     return ReleaseSummary(
         **fields.model_dump(),
         waves_total=len(release.waves),

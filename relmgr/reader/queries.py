@@ -30,6 +30,14 @@ def release_query(release_id: str) -> str:
     return f"{SA_RELEASE_ID.name} = {_quoted_release(release_id)}"
 
 
+def releases_query(release_ids: Collection[str]) -> str:
+    """Every workflow of several releases at once (at most `MAX_IN_IDS` of them)."""
+    if not release_ids or len(release_ids) > MAX_IN_IDS:
+        raise ValueError(f"between 1 and {MAX_IN_IDS} releases, not {len(release_ids)}")
+    quoted = ", ".join(_quoted_release(r) for r in sorted(release_ids))
+    return f"{SA_RELEASE_ID.name} IN ({quoted})"
+
+
 def release_list_query() -> str:
     """Every release workflow (the rows the release list is made of)."""
     return f"{SA_KIND.name} = '{EntityKind.RELEASE.value}'"

@@ -8,7 +8,7 @@ tree (or the release list's summaries) happens only when a merge changed somethi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -139,8 +139,14 @@ class ReleaseSnapshot(Snapshot):
 
 @dataclass(eq=False)
 class ListSnapshot(Snapshot):
-    """Every release row, for the release list; pages are cut in memory and kept until a change."""
+    """Every release row, for the release list; pages are cut in memory and kept until a change.
 
+    A release with a watched tree in `trees` (the cache's own dict: every running release on the
+    list, and any release someone has open) is summarised from that tree, so the list and the
+    tree agree; any other release (closed, hence final) from its row's memo.
+    """
+
+    trees: Mapping[str, ReleaseSnapshot] = field(default_factory=dict)
     summaries: dict[str, ReleaseSummary] = field(default_factory=dict)
     _pages: dict[ReleaseQuery, ReleaseListPage] = field(default_factory=dict)
 
@@ -148,13 +154,23 @@ class ListSnapshot(Snapshot):
         """The query that lists every release row."""
         return release_list_query()
 
-    def rebuild(self) -> None:
-        """Summaries from the rows' memos (the plan memo is never parsed here)."""
-        self.summaries = {
-            workflow_id: summary_of_row(row)
+    def running_ids(self) -> list[str]:
+        """The releases on the list that have not ended, by their own rows."""
+        return sorted(
+            workflow_id
             for workflow_id, row in self.rows.items()
-            if row.entity.kind is EntityKind.RELEASE
-        }
+            if row.entity.kind is EntityKind.RELEASE and not row.entity.state.is_terminal
+        )
+
+    def rebuild(self) -> None:
+        """Summaries from watched trees, else from the rows' memos (never parsing a plan)."""
+        summaries: dict[str, ReleaseSummary] = {}
+        for workflow_id, row in self.rows.items():
+            if row.entity.kind is not EntityKind.RELEASE:
+                continue
+            tree = self.trees.get(workflow_id)
+            summaries[workflow_id] = tree.summary() if tree is not None else summary_of_row(row)
+        self.summaries = summaries
         self._pages.clear()
         self.dirty = False
 

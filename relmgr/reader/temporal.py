@@ -33,7 +33,7 @@ from relmgr.reader.base import ReaderStats
 from relmgr.reader.cache import CachePolicy, SnapshotCache
 from relmgr.reader.clock import Clock, SystemClock
 from relmgr.reader.coalescer import Coalescer
-from relmgr.reader.listing import detail_from_tree
+from relmgr.reader.listing import detail_from_tree, summary_of
 from relmgr.reader.rows import VisibilityRow, summary_of_row
 from relmgr.reader.source import TemporalVisibility, VisibilitySource
 from relmgr.settings import Settings
@@ -53,12 +53,16 @@ class TemporalReader:
         settings: Settings,
         *,
         clock: Clock | None = None,
+        policy: CachePolicy | None = None,
     ) -> None:
-        """Use `from_client()` for a real client; `source` and `clock` are injectable for tests."""
+        """Use `from_client()` for a real client; `source`, `clock` and `policy` (else the
+        settings') are injectable for tests and benchmarks."""
         self._source = source
         self._settings = settings
         self._clock: Clock = clock or SystemClock()
-        self.cache = SnapshotCache(source, CachePolicy.from_settings(settings), self._clock)
+        self.cache = SnapshotCache(
+            source, policy or CachePolicy.from_settings(settings), self._clock
+        )
         # One describe per entity per refresh period, however many viewers ask.
         self._describes: Coalescer[VisibilityRow] = Coalescer(
             self._clock, ttl=settings.refresh_seconds
@@ -69,14 +73,16 @@ class TemporalReader:
         self._closed = False
 
     @classmethod
-    def from_client(cls, client: Client, settings: Settings) -> TemporalReader:
+    def from_client(
+        cls, client: Client, settings: Settings, *, policy: CachePolicy | None = None
+    ) -> TemporalReader:
         """A reader on a connected client (see `relmgr.temporal_client.connect`)."""
         source = TemporalVisibility(
             client,
             rpc_timeout=settings.temporal_rpc_timeout,
             live_query_timeout=settings.live_query_timeout,
         )
-        return cls(source, settings)
+        return cls(source, settings, policy=policy)
 
     def start(self) -> None:
         """Start the background refresher on the running event loop (idempotent)."""
@@ -99,16 +105,35 @@ class TemporalReader:
         return await self.cache.release_page(query)
 
     async def get_release(self, release_id: str) -> ReleaseSummary:
-        """A release without its tree: from a watched snapshot if any, else one `describe()`."""
+        """A release without its tree, with the same counts as its tree.
+
+        From a watched snapshot if any (every running release of a watched list is one); a
+        closed release from the list or one `describe()` (its final memo); a running release
+        nobody watches yet from its tree, which is then watched (one list call).
+        """
         ids.validate_release_id(release_id)
         self._check_open()
-        summary = self.cache.watched_summary(release_id) or self.cache.listed_summary(release_id)
-        if summary is not None:
+        watched = self.cache.watched_summary(release_id)
+        if watched is not None:
+            return watched
+        summary = self.cache.listed_summary(release_id)
+        if summary is None:
+            row = await self._describe(release_id)
+            if row.entity.kind is not EntityKind.RELEASE:  # pragma: no cover - IDs tell kinds
+                raise NotFoundError(f"release {release_id} not found", entity_id=release_id)
+            summary = summary_of_row(row)
+        if summary.state.is_terminal:
             return summary
-        row = await self._describe(release_id)
-        if row.entity.kind is not EntityKind.RELEASE:  # pragma: no cover - IDs tell kinds
-            raise NotFoundError(f"release {release_id} not found", entity_id=release_id)
-        return summary_of_row(row)
+        try:
+            tree = await self.cache.hierarchy(release_id)
+        except TemporalUnavailableError as exc:
+            known = exc.last_known
+            raise TemporalUnavailableError(
+                exc.message,
+                last_known=summary_of(known) if isinstance(known, ReleaseHierarchy) else summary,
+                last_success_at=exc.last_success_at,
+            ) from None
+        return self.cache.watched_summary(release_id) or summary_of(tree)
 
     async def get_release_hierarchy(self, release_id: str) -> ReleaseHierarchy:
         """The whole tree of a release, from its watched snapshot (one list call when cold)."""

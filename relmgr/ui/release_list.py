@@ -18,7 +18,6 @@ from relmgr import ids
 from relmgr.bridge import SyncReader
 from relmgr.errors import InvalidIdError
 from relmgr.models import (
-    MAX_PAGE_SIZE,
     EntityState,
     ReleaseListPage,
     ReleaseQuery,
@@ -26,6 +25,7 @@ from relmgr.models import (
     ReleaseSummary,
     StateCounts,
 )
+from relmgr.reader.matching import MAX_EXPORT_ROWS
 from relmgr.ui.freshness import load, render_status
 from relmgr.ui.links import open_release, remember_rows, selected_id
 from relmgr.ui.present import STATE_TITLES, md_escape
@@ -44,7 +44,7 @@ ANY_STATE = "All"
 PAGE_SIZES: tuple[int, ...] = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 # The CSV reads every matching page; past this many rows the export is cut (and says so).
-EXPORT_LIMIT = 10_000
+EXPORT_LIMIT = MAX_EXPORT_ROWS
 SORT_TITLES: dict[str, str] = {
     ReleaseSort.STARTED_AT.value: "Started",
     ReleaseSort.LAST_CHANGED_AT.value: "Last changed",
@@ -154,18 +154,9 @@ def requested_page() -> int:
 def matching_releases(
     reader: SyncReader, query: ReleaseQuery, limit: int = EXPORT_LIMIT
 ) -> list[ReleaseSummary]:
-    """Every release the query matches (all pages, in its order), up to `limit`."""
-    items: list[ReleaseSummary] = []
-    number = 1
-    while len(items) < limit:
-        result = reader.list_releases(
-            query.model_copy(update={"page": number, "page_size": MAX_PAGE_SIZE})
-        )
-        items.extend(result.items)
-        if number >= result.pages:
-            break
-        number += 1
-    return items[:limit]
+    """Every release the query matches (all pages, in its order), up to `limit`: the reader's
+    one implementation (`relmgr.reader.matching`), which the API's CSV uses too."""
+    return list(reader.matching_releases(query, limit=limit).items)
 
 
 def releases_csv_of(reader: SyncReader, query: ReleaseQuery) -> Callable[[], str]:
@@ -174,7 +165,8 @@ def releases_csv_of(reader: SyncReader, query: ReleaseQuery) -> Callable[[], str
     def build() -> str:
         from relmgr.export import releases_csv
 
-        return releases_csv(matching_releases(reader, query))
+        found = reader.matching_releases(query, limit=EXPORT_LIMIT)
+        return releases_csv(found.items, as_of=found.read_at)
 
     return build
 

@@ -94,7 +94,7 @@ async def test_api_serves_a_real_release_end_to_end(
             )
         )
         assert len(rows) == 1 + plan.entity_count
-        assert {row[3] for row in rows[1:]} == {"SUCCEEDED"}
+        assert {row[rows[0].index("state")] for row in rows[1:]} == {"SUCCEEDED"}
 
         app_id = f"{release_id}.wave-1.cluster-c2.bundle-core.app-a2"
         entity = await api.get(f"/api/entities/{app_id}", headers=AUTH)

@@ -93,7 +93,8 @@ def test_csv_is_documented_where_it_is_served(app: FastAPI) -> None:
     listing = paths["/api/releases"]["get"]["responses"]["200"]["content"]["text/csv"]
     tree = paths["/api/releases/{release_id}/hierarchy"]["get"]["responses"]["200"]["content"]
     assert listing["example"].startswith("id,state,percent_complete,")
-    assert tree["text/csv"]["example"].startswith("kind,id,parent_id,state,")
+    tree_csv = tree["text/csv"]["example"]
+    assert tree_csv.startswith("kind,id,parent_id,wave,cluster,bundle,app,state,")
 
 
 def test_id_parameters_document_their_pattern(app: FastAPI) -> None:

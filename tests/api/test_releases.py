@@ -25,7 +25,8 @@ PAYMENTS_ITEM: dict[str, Any] = {
     "parent_id": None,
     "state": "IN_PROGRESS",
     "started_at": "2026-11-26T13:00:00Z",
-    "last_changed_at": "2026-11-26T13:00:00Z",
+    # The newest change in the release's tree (an app's), not the release workflow's own.
+    "last_changed_at": "2026-11-26T13:00:05Z",
     "finished_at": None,
     "attempt": 1,
     "last_error": None,
@@ -51,6 +52,17 @@ ALL_COUNTS = {
     "cancelled": 0,
 }
 
+# rel-demo: 7 succeeded + 1 failed; rel-payments: 1 in progress + 1 succeeded; rel-old: 1 succeeded.
+ALL_APPS = {
+    "pending": 0,
+    "in_progress": 1,
+    "retrying": 0,
+    "succeeded": 9,
+    "failed": 1,
+    "cancelled": 0,
+}
+NO_COUNTS = dict.fromkeys(ALL_COUNTS, 0)
+
 
 def _state(app: FastAPI) -> ApiState:
     state: ApiState = app.state.api
@@ -75,7 +87,14 @@ async def test_list_returns_the_first_page_newest_first(
     read_at = body.pop("read_at")
     assert read_at.endswith("Z")
     assert [item["id"] for item in body.pop("items")] == ["rel-payments", "rel-demo", "rel-old"]
-    assert body == {"total": 3, "page": 1, "page_size": 50, "pages": 1, "counts": ALL_COUNTS}
+    assert body == {
+        "total": 3,
+        "page": 1,
+        "page_size": 50,
+        "pages": 1,
+        "counts": ALL_COUNTS,
+        "app_counts": ALL_APPS,
+    }
 
 
 async def test_list_item_has_every_field_and_percent_complete(
@@ -97,9 +116,25 @@ async def test_list_filters_by_state_and_keeps_counts_over_all(
 
 
 async def test_list_searches_ids(api: httpx.AsyncClient, auth: dict[str, str]) -> None:
-    """`q` keeps releases whose ID contains the text."""
+    """`q` keeps releases whose ID contains the text; the counts follow the search."""
     body = (await api.get("/api/releases?q=pay", headers=auth)).json()
     assert [item["id"] for item in body["items"]] == ["rel-payments"]
+    assert body["counts"] == {**NO_COUNTS, "in_progress": 1}
+    assert body["app_counts"] == {**NO_COUNTS, "in_progress": 1, "succeeded": 1}
+
+
+async def test_a_search_matching_nothing_is_a_clean_empty_page(
+    api: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """No match is a 200 with no items and zero counts (JSON), a header-only CSV."""
+    response = await api.get("/api/releases?q=nothing-like-this", headers=auth)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["items"], body["total"], body["pages"]) == ([], 0, 1)
+    assert (body["counts"], body["app_counts"]) == (NO_COUNTS, NO_COUNTS)
+    exported = await api.get("/api/releases?q=nothing-like-this&format=csv", headers=auth)
+    assert exported.status_code == 200
+    assert len(_csv(exported)) == 1
 
 
 @pytest.mark.parametrize(
@@ -142,56 +177,94 @@ async def test_list_csv_holds_every_matching_release(
     api: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     """`format=csv` ignores paging: every matching release, in the requested order."""
+    before = datetime.now(UTC)
     response = await api.get("/api/releases?format=csv&page_size=1&sort=id&order=asc", headers=auth)
+    after = datetime.now(UTC)
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert response.headers["content-disposition"] == 'attachment; filename="releases.csv"'
+    assert "x-relmgr-export-truncated-at" not in response.headers
     rows = _csv(response)
-    assert rows[0][:3] == ["id", "state", "percent_complete"]
+    assert rows[0] == [
+        "id",
+        "state",
+        "percent_complete",
+        "apps_total",
+        "apps_pending",
+        "apps_in_progress",
+        "apps_retrying",
+        "apps_succeeded",
+        "apps_failed",
+        "apps_cancelled",
+        "current_wave",
+        "waves_total",
+        "started_at_utc",
+        "last_changed_at_utc",
+        "finished_at_utc",
+        "duration_seconds",
+        "last_error",
+    ]
+    # A running release lasts until the data was read (between the request's start and end).
+    started = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+    running_for = int(rows[3][15])
+    assert int((before - started).total_seconds()) <= running_for
+    assert running_for <= int((after - started).total_seconds())
     assert rows[1:] == [
         [
             "rel-demo",
             "FAILED",
             "87.5",
             "8",
+            "0",
+            "0",
+            "0",
             "7",
             "1",
             "0",
+            "2",
+            "2",
+            "2026-11-26 12:00:00",
+            "2026-11-26 12:00:18",
+            "2026-11-26 12:00:00",
             "0",
-            "2",
-            "2",
-            "2026-11-26T12:00:00Z",
-            "2026-11-26T12:00:00Z",
-            "2026-11-26T12:00:00Z",
+            "",
         ],
         [
             "rel-old",
             "SUCCEEDED",
             "100.0",
             "1",
-            "1",
             "0",
             "0",
             "0",
             "1",
+            "0",
+            "0",
             "1",
-            "2026-11-25T12:00:00Z",
-            "2026-11-25T12:00:00Z",
-            "2026-11-25T12:00:00Z",
+            "1",
+            "2026-11-25 12:00:00",
+            "2026-11-25 12:00:04",
+            "2026-11-25 12:00:00",
+            "0",
+            "",
         ],
         [
             "rel-payments",
             "IN_PROGRESS",
             "50.0",
             "2",
-            "1",
             "0",
             "1",
             "0",
             "1",
+            "0",
+            "0",
             "1",
-            "2026-11-26T13:00:00Z",
-            "2026-11-26T13:00:00Z",
+            "1",
+            "2026-11-26 13:00:00",
+            "2026-11-26 13:00:05",
+            "",
+            str(running_for),
             "",
         ],
     ]
@@ -295,22 +368,40 @@ async def test_hierarchy_csv_has_one_row_per_entity(
         "kind",
         "id",
         "parent_id",
+        "wave",
+        "cluster",
+        "bundle",
+        "app",
         "state",
-        "started_at",
-        "last_changed_at",
-        "finished_at",
+        "started_at_utc",
+        "last_changed_at_utc",
+        "finished_at_utc",
+        "duration_seconds",
         "attempt",
         "last_error",
+        "apps_total",
+        "apps_pending",
+        "apps_in_progress",
+        "apps_retrying",
+        "apps_succeeded",
+        "apps_failed",
+        "apps_cancelled",
     ]
     assert len(rows) == 1 + 19
     failed = next(row for row in rows if row[1] == FAILED_APP)
-    assert failed[3:] == [
-        "FAILED",
-        "2026-11-26T12:00:00Z",
-        failed[5],
-        failed[5],
+    assert failed[3:8] == ["2", "c1", "core", "a2", "FAILED"]
+    assert failed[8] == "2026-11-26 12:00:00"
+    assert failed[9] == failed[10] != ""
+    assert failed[12:] == [
         "2",
         '\'=HYPERLINK("http://evil")',
+        "1",
+        "0",
+        "0",
+        "0",
+        "0",
+        "1",
+        "0",
     ]
     assert [row[0] for row in rows[1:4]] == ["release", "wave", "cluster"]
 

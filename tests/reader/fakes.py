@@ -21,11 +21,19 @@ from relmgr import ids
 from relmgr.contract import MEMO_DETAIL, MEMO_PLAN, EntityMemo
 from relmgr.errors import LiveStateUnavailableError, NotFoundError, TemporalUnavailableError
 from relmgr.hierarchy import plan_children
-from relmgr.models import Entity, EntityState, ReleasePlan, StateCounts
+from relmgr.models import (
+    Entity,
+    EntityState,
+    ReleaseListPage,
+    ReleasePlan,
+    ReleaseQuery,
+    StateCounts,
+)
 from relmgr.reader.base import ReaderStats
 from relmgr.reader.cache import CachePolicy, SnapshotCache
+from relmgr.reader.fake import FakeReader
 from relmgr.reader.rows import VisibilityRow, row_from_info
-from tests.factories import make_plan
+from tests.factories import make_hierarchy, make_plan
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 Status = WorkflowExecutionStatus
@@ -247,6 +255,7 @@ _DELTA = re.compile(
     r"^\(RelmgrLastChange >= '(?P<a>[^']+)' OR CloseTime >= '(?P<b>[^']+)'\) AND \((?P<scope>.+)\)$"
 )
 _IN = re.compile(r"RelmgrReleaseId IN \(([^)]*)\)")
+_SEVERAL = re.compile(r"^RelmgrReleaseId IN \(([^)]*)\)$")
 
 
 def _matches(query: str, info: WorkflowExecutionInfo) -> bool:
@@ -257,6 +266,9 @@ def _matches(query: str, info: WorkflowExecutionInfo) -> bool:
     found = _RELEASE.match(query)
     if found:
         return bool(release == found.group(1))
+    several = _SEVERAL.match(query)
+    if several:
+        return release in {quoted.strip().strip("'") for quoted in several.group(1).split(",")}
     delta = _DELTA.match(query)
     if delta is None:
         raise AssertionError(f"the fake does not understand {query!r}")
@@ -289,3 +301,13 @@ def cache_over(
         source.add_release(release_id, make_plan(waves=1, clusters=2, apps=2))
     clock = FakeClock(T0 + timedelta(minutes=5))
     return SnapshotCache(source, policy, clock), source, clock
+
+
+class ShiftingReader(FakeReader):
+    """A release starts after the first page is read: every later page shifts down by one."""
+
+    async def list_releases(self, query: ReleaseQuery) -> ReleaseListPage:
+        page = await super().list_releases(query)
+        if query.page == 1:
+            self.put(make_hierarchy("zz-new", waves=1, clusters=1, apps=1, started_at=T0))
+        return page

@@ -278,8 +278,12 @@ async def test_the_release_list_pages_from_release_rows_newest_first() -> None:
     page = await cache.release_page(ReleaseQuery(page=1, page_size=2))
     assert [r.id for r in page.items] == ["rel-r5", "rel-r4"]
     assert (page.total, page.counts.in_progress) == (5, 5)
-    assert page.items[0].apps.in_progress == 1
-    assert source.queries == ["RelmgrKind = 'release'"]
+    # Running releases are followed: their counts are their trees' (no app has started yet).
+    assert page.items[0].apps.pending == 1
+    assert source.queries == [
+        "RelmgrKind = 'release'",
+        "RelmgrReleaseId IN ('rel-r1', 'rel-r2', 'rel-r3', 'rel-r4', 'rel-r5')",
+    ]
 
 
 async def test_a_new_release_joins_the_list_with_the_next_delta() -> None:

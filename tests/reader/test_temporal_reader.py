@@ -6,17 +6,25 @@ from datetime import timedelta
 
 import pytest
 
+from relmgr.contract import EntityMemo
 from relmgr.errors import (
     InvalidIdError,
     LiveStateUnavailableError,
     NotFoundError,
     TemporalUnavailableError,
 )
-from relmgr.models import Entity, EntityDetail, EntityKind, EntityState, ReleaseQuery
+from relmgr.models import (
+    Entity,
+    EntityDetail,
+    EntityKind,
+    EntityState,
+    ReleaseQuery,
+    StateCounts,
+)
 from relmgr.reader import FakeReader, ReleaseReader, TemporalReader
 from relmgr.settings import Settings
 from tests.factories import make_plan
-from tests.reader.fakes import DOWN, T0, FakeClock, FakeVisibility
+from tests.reader.fakes import DOWN, T0, FakeClock, FakeVisibility, Status, workflow_info
 
 CLUSTER = "rel-one.wave-1.cluster-c1"
 BUNDLE = f"{CLUSTER}.bundle-core"
@@ -96,16 +104,40 @@ async def test_get_entity_while_down_carries_the_last_known_detail() -> None:
     assert last_known.entity.id == APP
 
 
-async def test_get_release_from_describe_then_from_the_watched_tree() -> None:
-    """Unwatched: one describe and the memo's counts; watched: the tree's exact counts."""
-    reader, source, _ = setup()
+async def test_get_release_of_a_running_release_has_its_trees_counts() -> None:
+    """Unwatched and running: one describe, then its tree (whose counts the memo lags)."""
+    reader, source, clock = setup()
+    source.change(APP, EntityState.RETRYING, clock.now(), attempt=2, last_error="boom")
     summary = await reader.get_release("rel-one")
-    assert (summary.waves_total, summary.current_wave, summary.apps.in_progress) == (2, 1, 8)
+    # The memo says 8 in progress; the tree knows one of them is retrying.
+    assert (summary.apps.in_progress, summary.apps.retrying) == (7, 1)
+    assert summary.last_changed_at == clock.now()
+    assert (summary.waves_total, summary.current_wave) == (2, 2)  # both waves have started
     assert source.describes == ["rel-one"]
-    await reader.get_release_hierarchy("rel-one")
-    watched = await reader.get_release("rel-one")
-    assert watched.apps.in_progress == 8
-    assert source.describes == ["rel-one"]
+    assert reader.cache.watched_releases() == ["rel-one"]
+    again = await reader.get_release("rel-one")
+    assert again == summary
+    assert (source.describes, reader.stats().list_calls) == (["rel-one"], 1)
+
+
+async def test_get_release_of_a_closed_release_is_one_describe_of_its_final_memo() -> None:
+    """A closed release is not watched for a summary: its memo is final."""
+    source = FakeVisibility()
+    source.put(
+        workflow_info(
+            "rel-done",
+            EntityState.FAILED,
+            status=Status.WORKFLOW_EXECUTION_STATUS_FAILED,
+            closed_at=T0 + timedelta(minutes=3),
+            memo=EntityMemo(
+                waves_total=1, current_wave=1, apps=StateCounts(succeeded=2, failed=1, cancelled=5)
+            ),
+        )
+    )
+    reader = TemporalReader(source, Settings(), clock=FakeClock(T0 + timedelta(minutes=5)))
+    summary = await reader.get_release("rel-done")
+    assert summary.apps == StateCounts(succeeded=2, failed=1, cancelled=5)
+    assert (source.describes, source.queries) == (["rel-done"], [])
 
 
 async def test_get_release_unknown_is_not_found() -> None:

@@ -42,13 +42,14 @@ from relmgr.models import (
     ReleaseHierarchy,
     ReleaseQuery,
     ReleaseSort,
-    ReleaseSummary,
 )
-from relmgr.reader.base import ReleaseReader
+from relmgr.reader.matching import MAX_EXPORT_ROWS, matching_releases
 
 router = APIRouter(prefix="/api/releases", tags=["releases"])
 
 MAX_PAGE = 1_000_000
+# Set on a release CSV cut at the export cap, to the cap (the rows are the first that many).
+TRUNCATED_HEADER = "X-Relmgr-Export-Truncated-At"
 
 _ETAG_HEADER = {
     "ETag": {
@@ -81,21 +82,6 @@ def _record_export(state: ApiState, request: Request, user: User, resource: str,
         resource=resource,
         rows=rows,
     )
-
-
-async def _all_matching(reader: ReleaseReader, query: ReleaseQuery) -> list[ReleaseSummary]:
-    """Every release the query's filter matches, page by page, in the query's order."""
-    page_query = query.model_copy(update={"page": 1, "page_size": MAX_PAGE_SIZE})
-    first = await within_budget(reader.list_releases(page_query))
-    found: dict[str, ReleaseSummary] = {r.id: r for r in first.items}
-    for number in range(2, first.pages + 1):
-        page = await within_budget(
-            reader.list_releases(page_query.model_copy(update={"page": number}))
-        )
-        # Releases that started while we paged shift the pages; keep each release once.
-        for summary in page.items:
-            found.setdefault(summary.id, summary)
-    return list(found.values())
 
 
 @router.get(
@@ -136,7 +122,8 @@ async def list_releases(
     """Releases newest first (or as sorted), with counts per state over all releases.
 
     The JSON answer is one page; the CSV answer (`?format=csv` or `Accept: text/csv`) holds
-    every release matching the filter and search, in the requested order, ignoring paging.
+    every release matching the filter and search (up to 10,000; past that the response carries
+    `X-Relmgr-Export-Truncated-At`), in the requested order, ignoring paging.
     """
     if q is not None:
         ids.validate_search(q)
@@ -150,22 +137,26 @@ async def list_releases(
     )
     vary = {"Vary": "Accept"}
     if wants_csv(format_, accept):
-        items = await _all_matching(reader, query)
-        text = releases_csv(items)
+        found = await within_budget(matching_releases(reader, query))
+        text = releases_csv(found.items, as_of=found.read_at)
         etag = weak_etag("lc-" + digest(text))
         if not etag_matches(if_none_match, etag):
-            _record_export(state, request, user, "releases", len(items))
+            _record_export(state, request, user, "releases", len(found.items))
+        headers = {**vary, "Content-Disposition": 'attachment; filename="releases.csv"'}
+        if found.truncated:
+            headers[TRUNCATED_HEADER] = str(MAX_EXPORT_ROWS)
         return cached_response(
             text.encode(),
             etag=etag,
             if_none_match=if_none_match,
             max_age=state.max_age,
             media_type=CSV,
-            extra_headers={**vary, "Content-Disposition": 'attachment; filename="releases.csv"'},
+            extra_headers=headers,
         )
     result = await within_budget(reader.list_releases(query))
     key = ("releases", state_filter, q, sort, order, page, page_size)
-    revision = f"{result.revision}|{result.counts.model_dump_json()}"
+    counts = f"{result.counts.model_dump_json()}|{result.app_counts.model_dump_json()}"
+    revision = f"{result.revision}|{counts}"
     if not result.revision:
         revision = digest(dump_without_read_at(result))
     etag = weak_etag("l-" + digest(repr(key), revision))

@@ -33,12 +33,18 @@ from relmgr.models import (
     EntityKind,
     EntityState,
     ReleaseHierarchy,
+    ReleaseQuery,
+    ReleaseSort,
     ReleaseSummary,
     StateCounts,
     TreeNode,
     Wave,
 )
 
+# The earlier releases an estimate may learn from: the newest that succeeded, one list page.
+HISTORY_QUERY = ReleaseQuery(
+    state=EntityState.SUCCEEDED, page_size=200, sort=ReleaseSort.STARTED_AT, descending=True
+)
 # Below this many pace samples the range is widened by `_FEW_SAMPLES_MARGIN` on each side.
 FEW_SAMPLES = 3
 _FEW_SAMPLES_MARGIN = 0.25

@@ -11,7 +11,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,6 +20,7 @@ from relmgr.timeline import duration_seconds, plan_shape
 
 # "This release vs the median of the last N" compares with this many releases of its shape.
 COMPARE_LAST = 10
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 class _Frozen(BaseModel):
@@ -77,7 +78,8 @@ def history_rows(summaries: Iterable[ReleaseSummary]) -> list[HistoryRow]:
         )
         for s in summaries
     ]
-    rows.sort(key=lambda r: (r.started_at is not None, r.started_at or datetime.min), reverse=True)
+    rows.sort(key=lambda r: r.id)  # equal starts in ID order (the sort below is stable)
+    rows.sort(key=lambda r: (r.started_at is not None, r.started_at or _EARLIEST), reverse=True)
     return rows
 
 

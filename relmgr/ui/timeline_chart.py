@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 import altair as alt
 import streamlit as st
@@ -53,6 +54,8 @@ STATE_HEX: dict[str, str] = {
     "PAUSED": "#808495",
 }
 NOW_COLOUR = "#31333f"
+# Times are shown in UTC, as everywhere in relmgr, whatever the browser's time zone.
+_UTC_SECONDS: Final = "utcyearmonthdatehoursminutesseconds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +160,12 @@ def build_chart(rows: list[ChartRow], now: datetime) -> alt.LayerChart:
         alt.Chart(data)
         .mark_bar(cornerRadius=2, strokeWidth=1.5)
         .encode(
-            x=alt.X("start:T", title=None, axis=alt.Axis(format="%H:%M", labelAngle=0)),
+            x=alt.X(
+                "start:T",
+                title="UTC",
+                scale=alt.Scale(type="utc"),
+                axis=alt.Axis(format="%H:%M", labelAngle=0),
+            ),
             x2="end:T",
             y=alt.Y("bar:N", sort=labels, title=None),
             color=alt.Color(
@@ -182,15 +190,18 @@ def build_chart(rows: list[ChartRow], now: datetime) -> alt.LayerChart:
                 alt.Tooltip("entity:N", title="entity"),
                 alt.Tooltip("state:N", title="state"),
                 alt.Tooltip("part:N", title="part"),
-                alt.Tooltip("start:T", title="from", format="%H:%M:%S"),
-                alt.Tooltip("end:T", title="to", format="%H:%M:%S"),
+                alt.Tooltip("start:T", title="from", timeUnit=_UTC_SECONDS, format="%H:%M:%S"),
+                alt.Tooltip("end:T", title="to", timeUnit=_UTC_SECONDS, format="%H:%M:%S"),
             ],
         )
     )
     marker = (
         alt.Chart(alt.InlineData(values=[{"now": as_utc(now).isoformat()}]))
         .mark_rule(color=NOW_COLOUR, strokeWidth=2)
-        .encode(x="now:T", tooltip=[alt.Tooltip("now:T", title="now", format="%H:%M:%S")])
+        .encode(
+            x=alt.X("now:T", scale=alt.Scale(type="utc")),
+            tooltip=[alt.Tooltip("now:T", title="now", timeUnit=_UTC_SECONDS, format="%H:%M:%S")],
+        )
     )
     height = max(80, 26 * len(labels))
     # SVG rather than canvas: the marks keep their data in the DOM (see the module docstring).

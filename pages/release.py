@@ -30,8 +30,8 @@ render_download(release_id)
 @st.fragment(run_every=refresh.interval())
 def release_view() -> None:
     """The data region: reread on every refresh; open branches stay open."""
-    render_release(release_id, interval=refresh.interval())
     render_timeline(release_id)
+    render_release(release_id, interval=refresh.interval())
 
 
 release_view()

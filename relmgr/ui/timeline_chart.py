@@ -9,8 +9,10 @@ per wave (10 at most in practice), and a wave's clusters are shown `CLUSTERS_PER
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 import altair as alt
@@ -54,6 +56,10 @@ STATE_HEX: dict[str, str] = {
     "PAUSED": "#808495",
 }
 NOW_COLOUR = "#31333f"
+# Below this spread the ETA and its range are given to the second.
+FINE_RANGE = timedelta(minutes=3)
+# Notes above the chart are wrapped at this many characters (Vega titles do not wrap).
+NOTE_WIDTH = 110
 # Times are shown in UTC, as everywhere in relmgr, whatever the browser's time zone.
 _UTC_SECONDS: Final = "utcyearmonthdatehoursminutesseconds"
 
@@ -112,8 +118,8 @@ def pages_of(timeline: ReleaseTimeline, wave: int) -> int:
     return max(1, -(-len(timeline.waves[wave - 1].clusters) // CLUSTERS_PER_PAGE))
 
 
-def _clock(moment: datetime) -> str:
-    return as_utc(moment).strftime("%H:%M")
+def _clock(moment: datetime, *, seconds: bool = False) -> str:
+    return as_utc(moment).strftime("%H:%M:%S" if seconds else "%H:%M")
 
 
 def header_text(timeline: ReleaseTimeline) -> str:
@@ -129,8 +135,11 @@ def header_text(timeline: ReleaseTimeline) -> str:
         and timeline.estimated_finish_low is not None
         and timeline.estimated_finish_high is not None
     ):
-        low, high = _clock(timeline.estimated_finish_low), _clock(timeline.estimated_finish_high)
-        parts.append(f"ETA {_clock(timeline.estimated_finish_at)} ({low}-{high})")
+        # A range narrower than a few minutes would read "14:32 (14:32-14:32)" in minutes.
+        fine = timeline.estimated_finish_high - timeline.estimated_finish_low < FINE_RANGE
+        low = _clock(timeline.estimated_finish_low, seconds=fine)
+        high = _clock(timeline.estimated_finish_high, seconds=fine)
+        parts.append(f"ETA {_clock(timeline.estimated_finish_at, seconds=fine)} ({low}-{high})")
     elif timeline.estimate is EstimateStatus.FINISHED and timeline.release.finished_at:
         parts.append(f"finished {_clock(timeline.release.finished_at)}")
     else:
@@ -138,8 +147,16 @@ def header_text(timeline: ReleaseTimeline) -> str:
     return " · ".join(parts)
 
 
-def build_chart(rows: list[ChartRow], now: datetime) -> alt.LayerChart:
-    """Bars coloured by state, the estimated remainder light and dashed, a rule at `now`."""
+def bars_height(bars: int) -> int:
+    """Pixels for the plot area of `bars` bars."""
+    return max(60, 28 * bars)
+
+
+def build_chart(
+    rows: list[ChartRow], now: datetime, *, notes: Sequence[str] = ()
+) -> alt.LayerChart:
+    """Bars coloured by state, the estimated remainder light and dashed, a rule at `now`, and
+    `notes` as lines of small grey text above it."""
     data = alt.InlineData(
         values=[
             {
@@ -155,7 +172,9 @@ def build_chart(rows: list[ChartRow], now: datetime) -> alt.LayerChart:
         ]
     )
     labels = list(dict.fromkeys(r.bar for r in sorted(rows, key=lambda r: r.order)))
-    states = list(STATE_HEX)
+    present = {r.state for r in rows}
+    # Only the states drawn get a legend entry; each keeps its own colour.
+    states = [s for s in STATE_HEX if s in present] + sorted(present - set(STATE_HEX))
     bars = (
         alt.Chart(data)
         .mark_bar(cornerRadius=2, strokeWidth=1.5)
@@ -164,13 +183,13 @@ def build_chart(rows: list[ChartRow], now: datetime) -> alt.LayerChart:
                 "start:T",
                 title="UTC",
                 scale=alt.Scale(type="utc"),
-                axis=alt.Axis(format="%H:%M", labelAngle=0),
+                axis=alt.Axis(labelAngle=0, labelOverlap=True),
             ),
             x2="end:T",
             y=alt.Y("bar:N", sort=labels, title=None),
             color=alt.Color(
                 "state:N",
-                scale=alt.Scale(domain=states, range=[STATE_HEX[s] for s in states]),
+                scale=alt.Scale(domain=states, range=[STATE_HEX.get(s, "#808495") for s in states]),
                 legend=alt.Legend(title=None, orient="top"),
             ),
             opacity=alt.Opacity(
@@ -178,7 +197,7 @@ def build_chart(rows: list[ChartRow], now: datetime) -> alt.LayerChart:
             ),
             stroke=alt.Color(
                 "state:N",
-                scale=alt.Scale(domain=states, range=[STATE_HEX[s] for s in states]),
+                scale=alt.Scale(domain=states, range=[STATE_HEX.get(s, "#808495") for s in states]),
                 legend=None,
             ),
             strokeDash=alt.StrokeDash(
@@ -203,10 +222,24 @@ def build_chart(rows: list[ChartRow], now: datetime) -> alt.LayerChart:
             tooltip=[alt.Tooltip("now:T", title="now", timeUnit=_UTC_SECONDS, format="%H:%M:%S")],
         )
     )
-    height = max(80, 26 * len(labels))
+    height = bars_height(len(labels))
     # SVG rather than canvas: the marks keep their data in the DOM (see the module docstring).
+    title = alt.TitleParams(
+        text=textwrap.wrap(notes[0], NOTE_WIDTH) if notes else "",
+        subtitle=[line for note in notes[1:] for line in textwrap.wrap(note, NOTE_WIDTH)],
+        anchor="start",
+        fontSize=13,
+        fontWeight="normal",
+        color="#808495",
+        subtitleFontSize=13,
+        subtitleColor="#808495",
+        limit=0,
+    )
     return alt.LayerChart(
-        layer=[bars, marker], height=height, usermeta={"embedOptions": {"renderer": "svg"}}
+        layer=[bars, marker],
+        height=height,
+        title=title,
+        usermeta={"embedOptions": {"renderer": "svg"}},
     )
 
 
@@ -216,24 +249,27 @@ def _read(release_id: str) -> tuple[ReleaseHierarchy, ReleaseListPage]:
 
 
 def render_timeline(release_id: str) -> None:
-    """The header line, the chart with its wave selector, and the comparison with history.
+    """The header line, the chart with its wave selector, how the estimate was made, and the
+    comparison with history.
 
-    Draws nothing when the release cannot be read: the tree below reports why.
+    Only a subheader, widgets and the chart: the notes go into the chart's title, so the page's
+    own text elements keep their order. Draws nothing when the release cannot be read: the rest
+    of the page reports why.
     """
     try:
         tree, history = _read(release_id)
     except RelmgrError:
         return
     timeline = build_timeline(tree, history.items)
-    st.markdown(f"**{md_escape(header_text(timeline))}**")
-    st.caption(md_escape(f"Times in UTC. Estimate: {timeline.estimate_basis}."))
+    st.subheader(md_escape(header_text(timeline)), anchor=False)
     summary = next((s for s in history.items if s.id == release_id), None)
     if summary is None:
         summary = _summary_of(tree)
+    notes = [f"Times in UTC. Estimate: {timeline.estimate_basis}."]
     comparison = compare_with_median(summary, history.items, now=timeline.now)
     if comparison is not None:
-        st.caption(md_escape(comparison))
-    render_chart(timeline)
+        notes.append(comparison)
+    render_chart(timeline, notes)
 
 
 def _summary_of(tree: ReleaseHierarchy) -> ReleaseSummary:
@@ -243,7 +279,7 @@ def _summary_of(tree: ReleaseHierarchy) -> ReleaseSummary:
     return ReleaseSummary(**fields, waves_total=len(release.waves), apps=release.rollup.apps)
 
 
-def render_chart(timeline: ReleaseTimeline) -> None:
+def render_chart(timeline: ReleaseTimeline, notes: list[str]) -> None:
     """The wave selector, the page selector for big waves, and the chart itself."""
     options = [ALL_WAVES, *(f"Wave {w.number} clusters" for w in timeline.waves)]
     columns = st.columns([3, 2, 5])
@@ -260,7 +296,9 @@ def render_chart(timeline: ReleaseTimeline) -> None:
                 )
             )
     rows = chart_rows(timeline, wave=wave, page=page)
-    if not rows:
-        st.caption("Nothing has started yet and there is no estimate to draw.")
-        return
-    st.altair_chart(build_chart(rows, timeline.now), width="stretch", key=CHART_KEY)
+    if rows:
+        chart = build_chart(rows, timeline.now, notes=notes)
+        # The whole chart's height: the bars, and the notes, legend and axis around them.
+        lines = sum(len(textwrap.wrap(n, NOTE_WIDTH)) for n in notes)
+        height = bars_height(len({r.bar for r in rows})) + 90 + 18 * lines
+        st.altair_chart(chart, width="stretch", height=height, key=CHART_KEY)

@@ -33,6 +33,19 @@ def test_header_says_wave_percent_and_eta_with_its_range() -> None:
     assert header_text(timeline) == "wave 2 of 3 · 54.2 % · ETA 13:11 (13:07-13:15)"
 
 
+def test_a_narrow_range_is_given_to_the_second() -> None:
+    """Under three minutes between low and high, minutes alone would repeat one time thrice."""
+    timeline = build_timeline(running_release())
+    narrow = timeline.model_copy(
+        update={
+            "estimated_finish_at": NOW + timedelta(seconds=75),
+            "estimated_finish_low": NOW + timedelta(seconds=61),
+            "estimated_finish_high": NOW + timedelta(seconds=119),
+        }
+    )
+    assert header_text(narrow) == "wave 2 of 3 · 54.2 % · ETA 13:01:15 (13:01:01-13:01:59)"
+
+
 def test_header_without_an_estimate_says_why() -> None:
     """No finished cluster and no history: the header says so instead of a time."""
     tree = timed_tree("new", {"": (running_release().release.state, 3500, None)})
@@ -82,11 +95,16 @@ def test_release_page_draws_the_header_and_the_chart(app: AppTest, fake: FakeRea
     fake.put(running_release())
     at = open_page(app, PAGE, release="rel-run")
     assert not at.exception
-    headers = [m.value for m in at.markdown if m.value.startswith("**wave ")]
+    headers = [h.value for h in at.subheader if h.value.startswith("wave ")]
     assert len(headers) == 1
     assert re.fullmatch(
-        r"\*\*wave 2 of 3 · 54\.2 % · ETA \d\d\\:\d\d \\\(\d\d\\:\d\d-\d\d\\:\d\d\\\)\*\*",
+        r"wave 2 of 3 · 54\.2 % · ETA \d\d\\:\d\d \\\(\d\d\\:\d\d-\d\d\\:\d\d\\\)",
         headers[0],
+    )
+    title = json.loads(at.get("vega_lite_chart")[0].proto.spec)["title"]
+    assert " ".join(title["text"]).startswith(
+        "Times in UTC. Estimate: 6 apps left on the critical path at the median pace of 2 "
+        "finished clusters of this release"
     )
     values = _bar_values(at)
     assert [(v["bar"], v["part"]) for v in values] == [

@@ -184,16 +184,18 @@ def compare_with_median(
     if not durations or release.started_at is None:
         return None
     median = statistics.median(durations)
-    finished = release.finished_at is not None
     took = ((release.finished_at or now) - release.started_at).total_seconds()
-    verb = "took" if finished else "has run for"
-    ratio = took / median if median > 0 else math.inf
     n = len(durations)
-    return (
-        f"This release {verb} {_minutes(took)}; the median of the last {n} release"
-        f"{'s' if n != 1 else ''} of its shape ({plan_shape(*shape)}) is {_minutes(median)} "
-        f"({ratio:.0%} of it)."
+    against = (
+        f"the median of the last {n} release{'s' if n != 1 else ''} of its shape "
+        f"({plan_shape(*shape)}) is {_minutes(median)}"
     )
+    if release.finished_at is None:
+        # In whole minutes: the sentence (drawn with the chart) changes once a minute, not on
+        # every refresh, so the chart is redrawn in place rather than rebuilt.
+        return f"This release has run for {int(took // 60)} min so far; {against}."
+    ratio = took / median if median > 0 else math.inf
+    return f"This release took {_minutes(took)}; {against} ({ratio:.0%} of it)."
 
 
 def _minutes(seconds: float) -> str:

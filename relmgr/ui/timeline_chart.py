@@ -300,5 +300,5 @@ def render_chart(timeline: ReleaseTimeline, notes: list[str]) -> None:
         chart = build_chart(rows, timeline.now, notes=notes)
         # The whole chart's height: the bars, and the notes, legend and axis around them.
         lines = sum(len(textwrap.wrap(n, NOTE_WIDTH)) for n in notes)
-        height = bars_height(len({r.bar for r in rows})) + 90 + 18 * lines
+        height = bars_height(len({r.bar for r in rows})) + 160 + 18 * lines
         st.altair_chart(chart, width="stretch", height=height, key=CHART_KEY)

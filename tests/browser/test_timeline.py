@@ -90,9 +90,10 @@ def test_the_chart_draws_the_api_timeline_and_fetches_nothing_outside(
         assert f"from: {wave['started_at'][11:19]}; to: {wave['finished_at'][11:19]}" in label
     page.get_by_role("combobox", name="Timeline of").click()
     page.get_by_role("option", name="Wave 1 clusters").click()
-    expect(page.locator(f"{CHART} svg [aria-roledescription='bar']")).to_have_count(
-        len(timeline["waves"][0]["clusters"])
-    )
+    marks = page.locator(f"{CHART} svg [aria-roledescription='bar']")
+    first_cluster = timeline["waves"][0]["clusters"][0]["id"]
+    expect(marks.first).to_have_attribute("aria-label", re.compile(re.escape(first_cluster)))
+    expect(marks).to_have_count(len(timeline["waves"][0]["clusters"]))
     cluster_labels = bar_labels(page)
     for label, cluster in zip(cluster_labels, timeline["waves"][0]["clusters"], strict=True):
         assert f"entity: {cluster['id']}" in label
@@ -105,3 +106,24 @@ def test_the_chart_draws_the_api_timeline_and_fetches_nothing_outside(
     ]
     assert outside == []
     assert any(urlparse(u).hostname in LOOPBACK for u in requests)
+
+
+def test_the_chart_is_updated_in_place_by_the_refresh(
+    signed_in_page: Page, stack: Dashboard, seeded: Seeded
+) -> None:
+    """A running release: across refreshes (its bar grows to 'now') the chart's SVG is the same
+    element, redrawn in place, never removed and rebuilt (which would flicker)."""
+    page = signed_in_page
+    page.goto(f"{stack.url}/release?release={seeded.slow}")
+    svg = page.locator(f"{CHART} svg").first
+    expect(svg).to_be_attached()
+    svg.evaluate("el => { el.dataset.relmgrMark = 'first' }")
+    # The running wave's real span ends at 'now': its label changes with every refresh (1 s).
+    running = page.locator(
+        f"{CHART} svg [aria-roledescription='bar'][aria-label*='part: actual']"
+    ).first
+    before = running.get_attribute("aria-label")
+    expect(running).not_to_have_attribute("aria-label", before or "", timeout=10_000)
+    moved = running.get_attribute("aria-label")
+    expect(running).not_to_have_attribute("aria-label", moved or "", timeout=10_000)
+    assert page.locator(f"{CHART} svg[data-relmgr-mark='first']").count() == 1

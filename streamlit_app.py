@@ -39,6 +39,7 @@ PAGES = [
         "pages/release.py", title="Release", icon=":material/account_tree:", url_path="release"
     ),
     st.Page("pages/entity.py", title="Entity", icon=":material/deployed_code:", url_path="entity"),
+    st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
 ]
 
 try:

@@ -8,6 +8,7 @@ from relmgr.ui import frame, login, refresh
 from relmgr.ui.links import requested_id
 from relmgr.ui.present import RELEASE_PARAM, RELEASES_PAGE, md_escape
 from relmgr.ui.release_tree import render_download, render_release
+from relmgr.ui.timeline_chart import render_timeline
 
 frame.enter()
 login.require_signed_in()
@@ -29,6 +30,7 @@ render_download(release_id)
 @st.fragment(run_every=refresh.interval())
 def release_view() -> None:
     """The data region: reread on every refresh; open branches stay open."""
+    render_timeline(release_id)
     render_release(release_id, interval=refresh.interval())
 
 

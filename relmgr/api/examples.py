@@ -20,6 +20,7 @@ from relmgr.models import (
     WavePlan,
 )
 from relmgr.reader.listing import detail_from_tree, summary_of
+from relmgr.timeline import build_timeline
 
 _T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 _PLAN = ReleasePlan(
@@ -91,3 +92,4 @@ def csv_example(text: str) -> dict[str, Any]:
 
 RELEASES_CSV = releases_csv([SUMMARY], as_of=TREE.read_at)
 HIERARCHY_CSV = hierarchy_csv(TREE)
+TIMELINE = build_timeline(TREE)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from relmgr.models import ReleaseListPage, ReleaseSummary, StateCounts
+from relmgr.timeline import duration_seconds
 
 
 class _Frozen(BaseModel):
@@ -115,6 +116,12 @@ class ReleaseItem(ReleaseSummary):
     def percent_complete(self) -> float:
         """Share of the release's apps deployed successfully, 0-100."""
         return super().percent_complete
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented computed-field idiom
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start to finish; null until the release has both."""
+        return duration_seconds(self.started_at, self.finished_at)
 
     @classmethod
     def of(cls, summary: ReleaseSummary) -> ReleaseItem:

@@ -14,6 +14,7 @@ OPERATIONS = [
     ("get", "/api/releases"),
     ("get", "/api/releases/{release_id}"),
     ("get", "/api/releases/{release_id}/hierarchy"),
+    ("get", "/api/releases/{release_id}/timeline"),
     ("get", "/api/entities/{entity_id}"),
     ("get", "/health"),
     ("get", "/ready"),
@@ -25,7 +26,7 @@ def _spec(app: FastAPI) -> dict[str, Any]:
 
 
 def test_the_document_lists_exactly_the_api(app: FastAPI) -> None:
-    """Eight operations, no docs or static routes leaking into the spec."""
+    """Exactly these operations, no docs or static routes leaking into the spec."""
     spec = _spec(app)
     found = [(m, p) for p, item in spec["paths"].items() for m in item]
     assert sorted(found) == sorted(OPERATIONS)
@@ -64,6 +65,7 @@ def test_read_operations_document_304_401_422_503(app: FastAPI) -> None:
         "/api/releases",
         "/api/releases/{release_id}",
         "/api/releases/{release_id}/hierarchy",
+        "/api/releases/{release_id}/timeline",
         "/api/entities/{entity_id}",
     ):
         assert {"200", "304", "401", "422", "503"} <= set(paths[path]["get"]["responses"]), path
@@ -84,7 +86,7 @@ def test_examples_validate_against_their_schemas(app: FastAPI) -> None:
             )
             checked += 1
             assert (method, path) in OPERATIONS
-    assert checked == 4
+    assert checked == 5
 
 
 def test_csv_is_documented_where_it_is_served(app: FastAPI) -> None:

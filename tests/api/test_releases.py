@@ -16,6 +16,7 @@ from relmgr.api.deps import ApiState
 from relmgr.models import EntityKind, EntityState
 from relmgr.reader.fake import FakeReader
 from tests.api.conftest import FAILED_APP, demo_trees
+from tests.core.test_timeline import timed_tree
 from tests.factories import T0, make_hierarchy
 
 PAYMENTS_ITEM: dict[str, Any] = {
@@ -42,6 +43,7 @@ PAYMENTS_ITEM: dict[str, Any] = {
         "cancelled": 0,
     },
     "percent_complete": 50.0,
+    "duration_seconds": None,
 }
 ALL_COUNTS = {
     "pending": 0,
@@ -330,6 +332,17 @@ async def test_get_release(api: httpx.AsyncClient, auth: dict[str, str]) -> None
     response = await api.get("/api/releases/rel-payments", headers=auth)
     assert response.status_code == 200
     assert response.json() == PAYMENTS_ITEM
+
+
+async def test_a_finished_release_carries_its_duration(
+    api: httpx.AsyncClient, auth: dict[str, str], reader: FakeReader
+) -> None:
+    """Where a start and a finish exist, the item says how many seconds lay between them."""
+    reader.put(timed_tree("took", {"": (EntityState.SUCCEEDED, 0, 1000.5)}, waves=1))
+    body = (await api.get("/api/releases/rel-took", headers=auth)).json()
+    assert body["duration_seconds"] == 1000.5
+    listed = (await api.get("/api/releases?q=took", headers=auth)).json()
+    assert listed["items"][0]["duration_seconds"] == 1000.5
 
 
 async def test_hierarchy_is_the_readers_tree_with_a_fresh_read_at(

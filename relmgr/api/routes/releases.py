@@ -44,6 +44,7 @@ from relmgr.models import (
     ReleaseSort,
 )
 from relmgr.reader.matching import MAX_EXPORT_ROWS, matching_releases
+from relmgr.timeline import HISTORY_QUERY, ReleaseTimeline, build_timeline
 
 router = APIRouter(prefix="/api/releases", tags=["releases"])
 
@@ -274,4 +275,45 @@ async def get_release_hierarchy(
         if_none_match=if_none_match,
         max_age=state.max_age,
         extra_headers={"Vary": "Accept"},
+    )
+
+
+@router.get(
+    "/{release_id}/timeline",
+    response_model=ReleaseTimeline,
+    summary="A release's timeline: waves and clusters with durations, and its finish estimate",
+    responses={
+        200: {
+            "description": (
+                "Every wave and cluster with `started_at`, `finished_at`, `duration_seconds` and "
+                "state; unfinished ones with estimated start and finish. The release carries "
+                "`estimated_finish_at` with a range (`estimated_finish_low`/`_high`), null "
+                "unless `estimate` is `estimated`, and `estimate_basis` says how it was made or "
+                "why there is none."
+            ),
+            "headers": _ETAG_HEADER,
+            "content": _json_example(examples.TIMELINE),
+        },
+        404: NOT_FOUND_DOC,
+        **_READ_ERRORS,
+    },
+)
+async def get_release_timeline(
+    release_id: ReleaseIdParam,
+    user: CurrentUser,
+    state: StateDep,
+    reader: ReaderDep,
+    if_none_match: IfNoneMatchHeader = None,
+) -> Response:
+    """The release's tree as a timeline, estimated from its own pace and earlier releases of its
+    shape (the newest releases that succeeded), both as the reader has them."""
+    ids.validate_release_id(release_id)
+    tree = await within_budget(reader.get_release_hierarchy(release_id))
+    history = await within_budget(reader.list_releases(HISTORY_QUERY))
+    body = build_timeline(tree, history.items).model_dump_json().encode()
+    return cached_response(
+        body,
+        etag=weak_etag("t-" + digest(body)),
+        if_none_match=if_none_match,
+        max_age=state.max_age,
     )

@@ -55,6 +55,7 @@ if user is None:
 
 navigation = st.navigation(PAGES, position="sidebar")
 links.follow_pending_switch()
+login.render_users_file_problem(settings, user)
 with st.sidebar:
     login.render_account(user)
     st.divider()

@@ -55,7 +55,7 @@ def _port(text: str) -> int:
 
 
 def _role(text: str) -> str:
-    if not ROLE_PATTERN.match(text):
+    if not ROLE_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a role name (lowercase letters, digits, '-' and '_')"
         )

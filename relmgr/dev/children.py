@@ -124,6 +124,8 @@ def child_environment(
             **secret_values,
         }
     )
+    # Logins, refused tokens and exports, beside the children's logs (unless set elsewhere).
+    env.setdefault("RELMGR_AUDIT_LOG", str(data.log("audit")))
     return env
 
 

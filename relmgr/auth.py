@@ -273,8 +273,11 @@ def write_users(path: Path, users: Iterable[User]) -> None:
             entry["session_generation"] = u.session_generation
         entries[u.username] = entry
     document = {"credentials": {"usernames": entries}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".users-", suffix=".yaml")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".users-", suffix=".yaml")
+    except OSError as exc:
+        raise ConfigError(f"users file {path} cannot be written: {exc.strerror}") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             yaml.safe_dump(document, out, sort_keys=True)
@@ -282,6 +285,9 @@ def write_users(path: Path, users: Iterable[User]) -> None:
             os.fsync(out.fileno())
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(f"users file {path} cannot be written: {reason}") from None
         raise

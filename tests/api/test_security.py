@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from relmgr.api import create_app, serve
 from relmgr.errors import ConfigError
 from relmgr.settings import Settings
-from tests.api.conftest import PASSWORD, http_client
+from tests.api.conftest import PASSWORD, SECRET, http_client
 
 # --- refusing to start ---------------------------------------------------------------------------
 
@@ -253,3 +253,66 @@ async def test_openapi_document_is_served_and_names_the_bearer_scheme(
     spec = (await api.get("/openapi.json")).json()
     scheme = spec["components"]["securitySchemes"]["OAuth2PasswordBearer"]
     assert scheme["flows"]["password"]["tokenUrl"] == "/api/auth/login"
+
+
+# --- what is never logged -------------------------------------------------------------------------
+
+
+def test_the_access_log_never_shows_a_query_string() -> None:
+    """uvicorn's access line for `/api/releases?access_token=...` keeps the path, not the query."""
+    from relmgr.api.server import RedactQueryFilter, log_config
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/api/releases?access_token=eyJ.secret.sig&q=x", "1.1", 401),
+        None,
+    )
+    assert RedactQueryFilter().filter(record) is True
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /api/releases?[redacted] HTTP/1.1" 401'
+    config = log_config()
+    assert config["handlers"]["access"]["filters"] == ["redact_query"]
+    assert config["filters"]["redact_query"]["()"] is RedactQueryFilter
+
+
+async def test_no_secret_token_or_password_reaches_any_log(
+    settings_for: Callable[..., Settings],
+    app_for: Callable[..., FastAPI],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Logins, refused and logged-out tokens, a token in the query and a broken users file log
+    none of the password, the token (or its signature), or the signing secret, anywhere."""
+    settings = settings_for(audit_log=None)
+    app = app_for(settings)
+    with caplog.at_level(logging.DEBUG):
+        async with http_client(app) as api:
+            token = (
+                await api.post("/api/auth/login", data={"username": "admin", "password": PASSWORD})
+            ).json()["access_token"]
+            await api.post("/api/auth/login", data={"username": "admin", "password": "Wr0ng-pw!"})
+            await api.get("/api/auth/me", params={"access_token": token})
+            await api.get("/api/auth/me", headers={"Authorization": f"Bearer {token}x"})
+            await api.post("/api/auth/logout", headers={"Authorization": f"Bearer {token}"})
+            await api.get("/api/releases", headers={"Authorization": f"Bearer {token}"})
+    # The test's own HTTP client (httpx) logs its request URLs; everything else is the server's.
+    server = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    logged = capsys.readouterr().err + "\n".join(r.getMessage() for r in server)
+    assert '"event":"logout"' in logged
+    for secret in (PASSWORD, "Wr0ng-pw!", token, token.split(".")[2], SECRET):
+        assert secret not in logged
+
+
+async def test_an_id_with_a_trailing_newline_is_422(
+    api: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """`/api/releases/rel-x%0A` is a malformed ID (422), not an unknown one (404)."""
+    for url in ("/api/releases/rel-demo%0A", "/api/entities/rel-demo.wave-1%0A"):
+        response = await api.get(url, headers=auth)
+        assert response.status_code == 422, url
+        assert response.json()["error"]["code"] == "invalid_id"
+    response = await api.get("/api/releases", params={"q": "demo\n"}, headers=auth)
+    assert response.status_code == 422

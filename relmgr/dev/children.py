@@ -149,7 +149,7 @@ def ui_command(config: DevConfig) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "relmgr.ui.server",  # Streamlit's CLI, with relmgr's workarounds in place first
         "run",
         str(streamlit_app()),
         "--server.port",

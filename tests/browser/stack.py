@@ -272,6 +272,7 @@ class Dashboard:
     streamlit: StreamlitServer
     account: Account
     cookie_key: str
+    users_file: Path | None = None
 
     @property
     def url(self) -> str:
@@ -323,7 +324,7 @@ def dashboard(
             try:
                 if seeded is not None:
                     seeded.result()
-                yield Dashboard(temporal, server, account, cookie_key)
+                yield Dashboard(temporal, server, account, cookie_key, users_file)
             finally:
                 server.stop()
         finally:

@@ -189,17 +189,23 @@ def test_a_cookie_signed_with_the_key_signs_in(
     expect(page.get_by_role("button", name="Sign in")).to_have_count(0)
 
 
-def test_a_cookie_copied_before_logout_signs_nobody_in(
-    open_page: Callable[..., Page], stack: Dashboard, seeded: Seeded
-) -> None:
-    """A cookie copied out of a signed-in browser is worth nothing once that session logs out:
-    another browser given the copy gets only the sign-in form, and loses the copy."""
+def signed_in_owner(open_page: Callable[..., Page], stack: Dashboard) -> tuple[Page, Any]:
+    """A page signed in through the form, and a copy of its session cookie."""
     page = open_page("owner")
     page.goto(stack.url)
     sign_in(page, stack)
     expect(page.get_by_text("Signed in as")).to_be_visible()
     wait_for_cookie(page)
     [copied] = session_cookies(page)
+    return page, copied
+
+
+def test_a_cookie_copied_before_logout_signs_nobody_in(
+    open_page: Callable[..., Page], stack: Dashboard, seeded: Seeded
+) -> None:
+    """A cookie copied out of a signed-in browser is worth nothing once that session logs out:
+    another browser given the copy gets only the sign-in form, and loses the copy."""
+    page, copied = signed_in_owner(open_page, stack)
 
     page.locator(".st-key-sign-out").get_by_role("button", name="Log out").click()
     expect_only_the_sign_in_form(page, seeded)
@@ -234,12 +240,7 @@ def test_no_spelling_of_a_copied_cookie_signs_in_after_logout(
     """The copy of a logged-out cookie with `=` appended, or padding added, gets the sign-in form
     on a deep link, and not one websocket frame carries a release ID or its data. Before logout,
     the `=` spelling opened the release: it is the same token to the JWT library."""
-    page = open_page("owner")
-    page.goto(stack.url)
-    sign_in(page, stack)
-    expect(page.get_by_text("Signed in as")).to_be_visible()
-    wait_for_cookie(page)
-    [copied] = session_cookies(page)
+    page, copied = signed_in_owner(open_page, stack)
     spellings = _respelled(copied["value"])
 
     before = open_page("respelled-before-logout")

@@ -155,8 +155,9 @@ def login_limiter(failures_per_minute: int, client_failures_per_minute: int) -> 
 
 def client_address(settings: Settings) -> str:
     """This session's client: the peer, or what a trusted proxy forwarded for it."""
-    # Streamlit reports a loopback peer as None.
-    peer = st.context.ip_address or "127.0.0.1"
+    peer = st.context.ip_address
+    if not isinstance(peer, str) or not peer:
+        peer = "127.0.0.1"  # Streamlit reports a loopback peer as None
     forwarded_for = st.context.headers.get("X-Forwarded-For")
     return TrustedProxies.parse(settings.trusted_proxies).client(peer, forwarded_for)
 

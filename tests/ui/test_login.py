@@ -16,7 +16,7 @@ import bcrypt
 import extra_streamlit_components as stx
 import jwt
 import pytest
-from streamlit.runtime.context import ContextProxy, StreamlitCookies
+from streamlit.runtime.context import ContextProxy, StreamlitCookies, StreamlitHeaders
 from streamlit.testing.v1 import AppTest
 
 from relmgr import auth
@@ -699,3 +699,44 @@ def test_a_viewer_sees_no_users_file_banner(
     at.run()
     assert [t.value for t in at.title] == ["Releases"]
     assert [e.value for e in at.error] == []
+
+
+def browser_forwarded_for(monkeypatch: pytest.MonkeyPatch, forwarded_for: str) -> None:
+    """Make the session's request headers carry this X-Forwarded-For (the peer is loopback)."""
+    monkeypatch.setattr(
+        ContextProxy,
+        "headers",
+        property(lambda self: StreamlitHeaders([("X-Forwarded-For", forwarded_for)])),
+    )
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_limit(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the proxy trusted, one outsider failing names until its client limit trips does not
+    hold up alice coming through the same proxy from another address."""
+    monkeypatch.setenv("RELMGR_TRUSTED_PROXIES", "127.0.0.1")
+    monkeypatch.setenv("RELMGR_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE", "2")
+    get_settings.cache_clear()
+    browser_forwarded_for(monkeypatch, "198.51.100.7")
+    outsider = new_app().run()
+    for name in ("u1", "u2"):
+        submit_login(outsider, name, "wrong password!")
+        assert [e.value for e in outsider.error] == [WRONG_CREDENTIALS]
+    assert 55 <= throttled_for(submit_login(outsider, "u3", "wrong password!")) <= 60
+    browser_forwarded_for(monkeypatch, "192.0.2.1")
+    at = submit_login(new_app().run(), USERNAME, PASSWORD)
+    assert [t.value for t in at.title] == ["Releases"]
+
+
+def test_without_trusted_proxies_forwarded_for_is_ignored(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unset, a rotated X-Forwarded-For does not give a client a fresh limit."""
+    monkeypatch.setenv("RELMGR_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE", "2")
+    get_settings.cache_clear()
+    for n, name in enumerate(("u1", "u2")):
+        browser_forwarded_for(monkeypatch, f"198.51.100.{n}")
+        submit_login(new_app().run(), name, "wrong password!")
+    browser_forwarded_for(monkeypatch, "198.51.100.9")
+    assert 55 <= throttled_for(submit_login(new_app().run(), "u3", "x")) <= 60

@@ -27,6 +27,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _INSTALLED = "_relmgr_installed"
+# What install() replaced, by name (for tests that need Streamlit as it ships).
+ORIGINALS: dict[str, Any] = {}
 
 
 class StreamlitChangedError(RuntimeError):
@@ -97,9 +99,12 @@ def install() -> None:
         )
     options = getattr(starlette_server, "_get_uvicorn_config_kwargs", None)
     _require(callable(options), "starlette_server._get_uvicorn_config_kwargs")
+    ORIGINALS.setdefault("get_external_ip", net_util.get_external_ip)
+    ORIGINALS.setdefault("_make_blocking_http_get", net_util._make_blocking_http_get)
     net_util.get_external_ip = _no_external_ip
     net_util._make_blocking_http_get = _no_http_get
     if options is not None and not getattr(options, _INSTALLED, False):
+        ORIGINALS.setdefault("_get_uvicorn_config_kwargs", options)
         starlette_server._get_uvicorn_config_kwargs = _without_proxy_headers(options)
 
 

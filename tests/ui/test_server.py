@@ -13,13 +13,14 @@ from relmgr.ui import server
 
 @pytest.fixture
 def pristine(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Streamlit's patched attributes, restored after the test whatever it installs."""
+    """Streamlit as it ships (even if an app run in this process installed the workarounds), and
+    restored after the test whatever it installs."""
     for module, name in (
         (net_util, "get_external_ip"),
         (net_util, "_make_blocking_http_get"),
         (starlette_server, "_get_uvicorn_config_kwargs"),
     ):
-        monkeypatch.setattr(module, name, getattr(module, name))
+        monkeypatch.setattr(module, name, server.ORIGINALS.get(name, getattr(module, name)))
 
 
 def test_install_makes_the_lookup_impossible_and_keeps_foreign_origins_refused(

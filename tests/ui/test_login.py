@@ -740,3 +740,31 @@ def test_without_trusted_proxies_forwarded_for_is_ignored(
         submit_login(new_app().run(), name, "wrong password!")
     browser_forwarded_for(monkeypatch, "198.51.100.9")
     assert 55 <= throttled_for(submit_login(new_app().run(), "u3", "x")) <= 60
+
+
+def test_no_cookie_password_or_key_reaches_the_logs(
+    new_app: Callable[[], AppTest],
+    fake: FakeReader,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Signing in with a cookie and a password, a refused copy, a wrong password, and a logout
+    that cannot be recorded (logged as an error) write no cookie, password or key anywhere."""
+    cookie = signed_cookie()
+    browser_sends(monkeypatch, {COOKIE_NAME: cookie})
+    with caplog.at_level(logging.DEBUG):
+        at = new_app().run()
+        signed_in_with_the_cookie(at)
+        log_out(at)
+        browser_sends(monkeypatch, {COOKIE_NAME: cookie + "="})
+        thief = new_app().run()
+        only_the_login_form(thief)
+        submit_login(thief, USERNAME, "Wr0ng-Passw0rd!")
+        revoked_file().write_text("{broken", encoding="utf-8")
+        log_out(submit_login(thief, USERNAME, PASSWORD))
+    captured = capfd.readouterr()
+    logged = "\n".join(r.getMessage() for r in caplog.records) + captured.out + captured.err
+    assert "logout not recorded" in logged
+    for secret in (cookie, cookie.split(".")[2], PASSWORD, "Wr0ng-Passw0rd!", COOKIE_KEY):
+        assert secret not in logged

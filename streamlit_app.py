@@ -1,8 +1,9 @@
 """The dashboard's frame: page config, the sign-in gate, the sidebar, and the pages it declares.
 
-Run with `streamlit run streamlit_app.py`. Before sign-in only the sign-in form is drawn and
-nothing is read; the pages are still declared (hidden), so a shared link such as
-`/release?release=rel-2026-11-payments` survives the sign-in and opens where it pointed.
+Run with `python -m relmgr.ui.server run streamlit_app.py` (Streamlit's CLI with relmgr's server
+workarounds in place first: no outbound call, see relmgr/ui/server.py). Before sign-in only the
+sign-in form is drawn and nothing is read; the pages are still declared (hidden), so a shared link
+such as `/release?release=rel-2026-11-payments` survives the sign-in and opens where it pointed.
 
 The pages live in `pages/`. A `pages/` folder makes Streamlit start each process in its old
 folder-based multipage mode, which would run a deep-linked page without this frame; `frame.enter()`
@@ -16,8 +17,9 @@ import streamlit as st
 
 from relmgr.errors import ConfigError
 from relmgr.settings import get_settings
-from relmgr.ui import frame, links, login, refresh
+from relmgr.ui import frame, links, login, refresh, server
 
+server.ensure_installed()
 frame.enter()
 
 st.set_page_config(
@@ -56,6 +58,7 @@ if user is None:
 
 navigation = st.navigation(PAGES, position="sidebar")
 links.follow_pending_switch()
+login.render_users_file_problem(settings, user)
 with st.sidebar:
     login.render_account(user)
     st.divider()

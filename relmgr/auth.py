@@ -10,14 +10,21 @@ expects, so it can be handed over as a dict:
           name: Admin
           password: $2b$12$...        # a bcrypt hash, never plaintext
           roles: [admin]
+          session_generation: 1    # optional; `relmgr users revoke` counts it up
+
+Every session and token carries the user's session epoch (`session_epoch`), derived from the
+password hash, the roles and `session_generation`: a new password, other roles or a revoke
+change it, and every cookie and token that carries the old one is refused from then on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -44,11 +51,12 @@ class User(BaseModel):
     name: str
     password: str = Field(repr=False)
     roles: tuple[str, ...] = ("viewer",)
+    session_generation: int = Field(default=0, ge=0)
 
     @field_validator("password")
     @classmethod
     def _bcrypt_only(cls, value: str) -> str:
-        if not _BCRYPT_PATTERN.match(value):
+        if not _BCRYPT_PATTERN.fullmatch(value):
             raise ValueError(
                 "is not a bcrypt hash (plaintext passwords are refused); "
                 "set it with `relmgr users add USERNAME --password-stdin`"
@@ -84,6 +92,22 @@ class UsersFile(BaseModel):
         }
 
 
+def session_epoch(user: User) -> str:
+    """The user's session epoch: changes with the password hash, the roles or a revoke.
+
+    A digest, so a token shows nothing of the hash; 96 bits, so two epochs never collide.
+    """
+    material = "\0".join(
+        [
+            "relmgr-session-epoch",
+            user.password,
+            ",".join(sorted(user.roles)),
+            str(user.session_generation),
+        ]
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:24]
+
+
 def _parse(raw: Any, source: str) -> UsersFile:
     if not isinstance(raw, dict) or not isinstance(raw.get("credentials"), dict):
         raise ConfigError(f"users file {source}: expected a mapping with 'credentials: usernames:'")
@@ -94,7 +118,7 @@ def _parse(raw: Any, source: str) -> UsersFile:
         raise ConfigError(f"users file {source}: 'credentials.usernames' must be a mapping")
     users: dict[str, User] = {}
     for name, entry in usernames.items():
-        if not isinstance(name, str) or not USERNAME_PATTERN.match(name):
+        if not isinstance(name, str) or not USERNAME_PATTERN.fullmatch(name):
             raise ConfigError(f"users file {source}: username {name!r} must be 1-64 of [a-z0-9._-]")
         if not isinstance(entry, dict):
             raise ConfigError(f"users file {source}: user {name!r} must be a mapping")
@@ -181,7 +205,7 @@ def add_user(
     roles: tuple[str, ...] = ("viewer",),
 ) -> User:
     """Add or replace a user in the users file (created, owner-only, if missing)."""
-    if not USERNAME_PATTERN.match(username):
+    if not USERNAME_PATTERN.fullmatch(username):
         raise ConfigError(
             f"username {username!r} must be 1-64 of [a-z0-9._-], starting alphanumeric"
         )
@@ -192,32 +216,78 @@ def add_user(
     if "@" not in email:
         raise ConfigError(f"email {email!r} is not an email address")
     current = load_users(path) if path.exists() else UsersFile(users={})
+    previous = current.get(username)
     user = User(
-        username=username, email=email, name=name, password=hash_password(password), roles=roles
+        username=username,
+        email=email,
+        name=name,
+        password=hash_password(password),
+        roles=roles,
+        # Kept: a revoke stays counted (the new hash changes the epoch anyway).
+        session_generation=previous.session_generation if previous else 0,
     )
     users = dict(current.users)
     users[username] = user
-    document = {
-        "credentials": {
-            "usernames": {
-                u.username: {
-                    "email": u.email,
-                    "name": u.name,
-                    "password": u.password,
-                    "roles": list(u.roles),
-                }
-                for u in users.values()
-            }
+    write_users(path, users.values())
+    return user
+
+
+def _existing(path: Path, username: str) -> tuple[UsersFile, User]:
+    current = load_users(path)
+    user = current.get(username)
+    if user is None:
+        raise ConfigError(f"users file {path} has no user {username!r}")
+    return current, user
+
+
+def remove_user(path: Path, username: str) -> User:
+    """Remove a user from the users file (its sessions end); ConfigError if there is none."""
+    current, user = _existing(path, username)
+    write_users(path, [u for u in current.users.values() if u.username != username])
+    return user
+
+
+def revoke_sessions(path: Path, username: str) -> User:
+    """End every session and token of a user by counting up its session generation."""
+    current, user = _existing(path, username)
+    revoked = user.model_copy(update={"session_generation": user.session_generation + 1})
+    write_users(path, [revoked if u.username == username else u for u in current.users.values()])
+    return revoked
+
+
+def write_users(path: Path, users: Iterable[User]) -> None:
+    """Replace the users file atomically (owner-only): readers see the old file or the new one.
+
+    Written to a temporary file in the same folder, flushed to disk, then renamed over the old
+    one, so a crash or a full disk never leaves a half-written file that locks everyone out.
+    """
+    entries: dict[str, dict[str, Any]] = {}
+    for u in users:
+        entry: dict[str, Any] = {
+            "email": u.email,
+            "name": u.name,
+            "password": u.password,
+            "roles": list(u.roles),
         }
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".users-", suffix=".yaml")
+        if u.session_generation:
+            entry["session_generation"] = u.session_generation
+        entries[u.username] = entry
+    document = {"credentials": {"usernames": entries}}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".users-", suffix=".yaml")
+    except OSError as exc:
+        raise ConfigError(f"users file {path} cannot be written: {exc.strerror}") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             yaml.safe_dump(document, out, sort_keys=True)
+            out.flush()
+            os.fsync(out.fileno())
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(f"users file {path} cannot be written: {reason}") from None
         raise
-    return user

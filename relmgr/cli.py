@@ -1,4 +1,4 @@
-"""The `relmgr` command: `dev`, `worker`, `seed`, `users add` and `api`.
+"""The `relmgr` command: `dev`, `worker`, `seed`, `users add|remove|revoke` and `api`.
 
 Every option of `relmgr dev` can also be set by its `RELMGR_*` variable (`--data-dir` is
 RELMGR_DATA_DIR, `--temporal-port` RELMGR_TEMPORAL_PORT, ...); `worker` and `seed` connect to
@@ -23,11 +23,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from relmgr.auth import add_user
+from relmgr.auth import add_user, remove_user, revoke_sessions
 from relmgr.contract import TASK_QUEUE
 from relmgr.errors import ConfigError, RelmgrError, TemporalUnavailableError
 from relmgr.seed import SimulationSpec, entity_count, simulation_spec, start_simulation
-from relmgr.settings import Settings, get_settings
+from relmgr.settings import Settings, check_bind, get_settings
 from relmgr.temporal_client import connect
 from relmgr.worker import build_worker
 
@@ -55,7 +55,7 @@ def _port(text: str) -> int:
 
 
 def _role(text: str) -> str:
-    if not ROLE_PATTERN.match(text):
+    if not ROLE_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a role name (lowercase letters, digits, '-' and '_')"
         )
@@ -182,6 +182,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--users-file", type=Path, help="users file (default RELMGR_USERS_FILE; users.yaml)"
     )
     add.set_defaults(handler=_users_add)
+
+    remove = users_commands.add_parser(
+        "remove",
+        help="remove a user (every session and token of theirs ends)",
+        description="Remove a user from the users file; their sessions and tokens end with it.",
+    )
+    remove.add_argument("username")
+    remove.add_argument(
+        "--users-file", type=Path, help="users file (default RELMGR_USERS_FILE; users.yaml)"
+    )
+    remove.set_defaults(handler=_users_remove)
+
+    revoke = users_commands.add_parser(
+        "revoke",
+        help="end every dashboard session and API token of a user",
+        description=(
+            "End every dashboard session and API token of USERNAME, on every replica, at its "
+            "next users-file reload (the user can sign in again; see also `users remove`)."
+        ),
+    )
+    revoke.add_argument("username")
+    revoke.add_argument(
+        "--users-file", type=Path, help="users file (default RELMGR_USERS_FILE; users.yaml)"
+    )
+    revoke.set_defaults(handler=_users_revoke)
 
     api = commands.add_parser("api", help="serve the REST API (uvicorn)")
     api.add_argument(
@@ -362,10 +387,29 @@ def _users_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _users_remove(args: argparse.Namespace) -> int:
+    path: Path = args.users_file or get_settings().users_file
+    user = remove_user(path, args.username)
+    print(f"relmgr users remove: {user.username} removed from {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _users_revoke(args: argparse.Namespace) -> int:
+    path: Path = args.users_file or get_settings().users_file
+    user = revoke_sessions(path, args.username)
+    print(
+        f"relmgr users revoke: every session and token of {user.username} ends at the next "
+        f"reload of {path}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def _api(args: argparse.Namespace) -> int:
     # Imported here: fastapi and uvicorn are heavy, and the other commands do not need them.
     from relmgr.api.server import serve
 
     settings = get_settings()
+    check_bind(settings, args.host)  # before the heavy import's work: a quick, clear refusal
     serve(settings, host=args.host, port=args.port if args.port is not None else settings.api_port)
     return EXIT_OK

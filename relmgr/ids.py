@@ -111,7 +111,7 @@ def parse_entity_id(value: str, *, kind: EntityKind | None = None) -> EntityRef:
     found = _kind_of(value)
     if found is None or (kind is not None and found is not kind):
         raise InvalidIdError(_expected_message(value, kinds), value=value, expected=expected)
-    if not ID_PATTERNS[found].match(value):
+    if not ID_PATTERNS[found].fullmatch(value):
         raise InvalidIdError(_expected_message(value, [found]), value=value, expected=expected)
     release_id = value.split(".", 1)[0]
     parent_id = value.rsplit(".", 1)[0] if found is not EntityKind.RELEASE else None
@@ -125,7 +125,7 @@ def validate_release_id(value: str) -> str:
 
 def validate_search(value: str) -> str:
     """Return a free-text ID search if it only uses the ID alphabet; raise InvalidIdError if not."""
-    if not SEARCH_PATTERN.match(value):
+    if not SEARCH_PATTERN.fullmatch(value):
         raise InvalidIdError(
             f"malformed search {value[:80]!r}: "
             "expected 1-64 of lowercase letters, digits, '-', '.'",

@@ -1,29 +1,33 @@
-"""Revoked dashboard sessions: digests of signed-out cookies, in one file every replica shares.
+"""Ended sessions and tokens: the `jti` of each, in one file every replica and front end shares.
 
-The dashboard's cookie is a stateless JWT: signing out deletes it from that browser only, and a
-copy stays valid until it expires. So logout lists the cookie here and the dashboard refuses a
-listed cookie. The file holds the SHA-256 of each token (never the token) and its expiry:
+Dashboard cookies and API tokens are stateless JWTs, each carrying a random `jti` (32 hex
+digits). Signing out or `POST /api/auth/logout` lists the `jti` here, and every use of a cookie
+or token checks it. The key is the `jti`, never the token's text: JWTs have equivalent spellings
+(padding, whitespace) that decode to the same claims, and each would hash differently. The file:
 
-    {"version": 1, "revoked": {"<sha256 hex>": <expiry, Unix seconds>, ...}}
+    {"version": 2, "revoked": {"<jti>": <expiry, Unix seconds>, ...}}
 
 A write takes an exclusive lock on a sibling `.lock` file, so that two replicas signing out at
 once both land, drops expired entries and replaces the file atomically, so readers need no lock.
-Reads are cached by the file's identity (inode, mtime, size): the check each run costs a `stat`.
+Reads are cached by the file's identity (inode, mtime, size): the check each use costs a `stat`.
+A version 1 file (digests of cookies without a `jti`, which are all refused now) reads as empty.
 
 A file that exists but cannot be read or parsed is logged as a warning naming it, and then no
-cookie signs a new session in (signing in with a password still works, and sessions already
-signed in go on) until it is fixed or removed: treating it as empty would silently bring back
-every copied cookie it listed, and refusing password sign-ins would lock everybody out.
+cookie or token is accepted until it is fixed or removed (signing in with a password still
+works): treating it as empty would silently bring back every session it ended.
+
+`RevocationStore` is the interface the front ends use; its backing (this file) can change.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import math
 import os
+import re
+import secrets
 import tempfile
 import time
 from collections.abc import Mapping
@@ -31,12 +35,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
+from typing import TypeGuard
 
 from relmgr.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_LEGACY_VERSION = 1
+JTI_PATTERN = re.compile(r"[0-9a-f]{32}")
 # A file changed this recently may change again within the same mtime tick, with the same size
 # and a recycled inode; such a file is read afresh rather than trusted to the cache.
 _RACY_SECONDS = 2.0
@@ -50,27 +57,34 @@ class _Listing:
     problem: str | None = None
 
 
-def token_digest(token: str) -> str:
-    """The SHA-256 (hex) under which a cookie token is listed."""
-    return hashlib.sha256(token.encode()).hexdigest()
+def new_jti() -> str:
+    """A fresh random session ID (128 bits, 32 hex digits)."""
+    return secrets.token_hex(16)
+
+
+def is_jti(value: object) -> TypeGuard[str]:
+    """Whether `value` is a well-formed session ID (the whole string)."""
+    return isinstance(value, str) and JTI_PATTERN.fullmatch(value) is not None
 
 
 def _parse(text: str) -> Mapping[str, float]:
     """The entries of the file's text; ValueError saying what is wrong."""
     document = json.loads(text)  # json.JSONDecodeError is a ValueError
+    if isinstance(document, dict) and document.get("version") == _LEGACY_VERSION:
+        return MappingProxyType({})
     if not isinstance(document, dict) or document.get("version") != FORMAT_VERSION:
         raise ValueError(f'expected an object with "version": {FORMAT_VERSION}')
     revoked = document.get("revoked")
     if not isinstance(revoked, dict):
         raise ValueError('expected "revoked" to be an object')
     entries: dict[str, float] = {}
-    for digest, expiry in revoked.items():
+    for jti, expiry in revoked.items():
         # bool is an int to Python, and NaN or infinity never expire: none is an expiry.
         if isinstance(expiry, bool) or not isinstance(expiry, int | float):
-            raise ValueError(f"the expiry of {digest[:16]!r} is not a number")
+            raise ValueError(f"the expiry of {jti[:32]!r} is not a number")
         if not math.isfinite(expiry):
-            raise ValueError(f"the expiry of {digest[:16]!r} is not finite")
-        entries[digest] = float(expiry)
+            raise ValueError(f"the expiry of {jti[:32]!r} is not finite")
+        entries[jti] = float(expiry)
     return MappingProxyType(entries)
 
 
@@ -91,8 +105,8 @@ def _load(path: Path) -> _Listing:
 
 def _unusable(path: Path, problem: str) -> _Listing:
     logger.warning(
-        "revoked sessions file %s %s; no sign-in cookie is accepted until it is fixed or "
-        "removed (signing in with a password still works)",
+        "revoked sessions file %s %s; no sign-in cookie or API token is accepted until it is "
+        "fixed or removed (signing in with a password still works)",
         path,
         problem,
     )
@@ -122,17 +136,6 @@ def _current(path: Path) -> _Listing:
     return _load_version(str(path), info.st_ino, info.st_mtime_ns, info.st_size)
 
 
-def is_revoked(path: Path, token: str) -> bool:
-    """True if this cookie token is listed as signed out (a session using it must end)."""
-    return token_digest(token) in _current(path).entries
-
-
-def cookie_accepted(path: Path, token: str) -> bool:
-    """True if this cookie token may sign a new session in: not listed, and the file usable."""
-    listing = _current(path)
-    return listing.problem is None and token_digest(token) not in listing.entries
-
-
 def _write(path: Path, entries: Mapping[str, float]) -> None:
     document = {"version": FORMAT_VERSION, "revoked": dict(sorted(entries.items()))}
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
@@ -148,13 +151,7 @@ def _write(path: Path, entries: Mapping[str, float]) -> None:
         raise
 
 
-def revoke(path: Path, tokens: Mapping[str, float], *, now: float | None = None) -> None:
-    """List these cookie tokens (token -> its expiry, Unix seconds) as signed out.
-
-    Entries that have expired are dropped on the way. Raises ConfigError, naming the file, if it
-    cannot be written, or if it exists but is unusable (it is left as it is, for a person to look
-    at; meanwhile no cookie is accepted, so the sign-out still holds).
-    """
+def _revoke(path: Path, jtis: Mapping[str, float], *, now: float | None = None) -> None:
     moment = time.time() if now is None else now
     lock_path = path.with_name(f".{path.name}.lock")
     try:
@@ -166,12 +163,42 @@ def revoke(path: Path, tokens: Mapping[str, float], *, now: float | None = None)
             if listing.problem is not None:
                 raise ConfigError(
                     f"revoked sessions file {path} {listing.problem}; not overwritten. Fix or "
-                    "remove it (no sign-in cookie is accepted meanwhile)"
+                    "remove it (no sign-in cookie or token is accepted meanwhile)"
                 )
-            entries = {d: e for d, e in listing.entries.items() if e > moment}
-            entries.update({token_digest(t): e for t, e in tokens.items() if e > moment})
+            entries = {j: e for j, e in listing.entries.items() if e > moment}
+            entries.update({j: e for j, e in jtis.items() if e > moment and is_jti(j)})
             _write(path, entries)
     except OSError as exc:
         raise ConfigError(
             f"revoked sessions file {path} cannot be written: {exc.strerror or exc}"
         ) from None
+
+
+class RevocationStore:
+    """Which sessions (by `jti`) have been ended before their expiry.
+
+    The one interface the dashboard, the API and the CLI use; backed by the shared file above.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def revoke(self, jtis: Mapping[str, float], *, now: float | None = None) -> None:
+        """End these sessions (`jti` -> its expiry, Unix seconds).
+
+        Expired entries are dropped on the way. Raises ConfigError, naming the file, if it cannot
+        be written, or if it exists but is unusable (it is left as it is, for a person to look
+        at; meanwhile no cookie or token is accepted, so the sign-out still holds).
+        """
+        _revoke(self.path, jtis, now=now)
+
+    def is_revoked(self, jti: str) -> bool:
+        """True if the session `jti` was ended (a session using it must end now)."""
+        return jti in _current(self.path).entries
+
+    def accepts(self, jti: object) -> bool:
+        """True if `jti` may be used: well-formed, not ended, and the store usable."""
+        if not is_jti(jti):
+            return False
+        listing = _current(self.path)
+        return listing.problem is None and jti not in listing.entries

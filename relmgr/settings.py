@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +26,11 @@ PLACEHOLDER_SECRETS = frozenset(
     }
 )
 MIN_SECRET_BYTES = 32
+# Beyond length: "a" * 40 is long and worthless. A secret needs this many different characters
+# and this many bits by its own character frequencies (a 32-byte token_urlsafe has ~190).
+MIN_SECRET_DISTINCT = 10
+MIN_SECRET_BITS = 128.0
+MAX_TOKEN_MINUTES = 8 * 60
 
 
 class Settings(BaseSettings):
@@ -59,8 +67,14 @@ class Settings(BaseSettings):
     cookie_name: str = "relmgr_session"
     cookie_expiry_days: float = Field(default=1.0, gt=0, le=90)
     jwt_secret: SecretStr = SecretStr("")
-    token_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    # API bearer tokens live at most MAX_TOKEN_MINUTES (8 h); `POST /api/auth/logout` ends one.
+    token_minutes: int = Field(default=60, ge=1, le=MAX_TOKEN_MINUTES)
+    # Failed logins a minute per username (strict) and per client address (loose: it only blunts
+    # spraying; see relmgr.throttle).
     login_attempts_per_minute: int = Field(default=5, ge=1, le=1000)
+    login_attempts_per_client_per_minute: int = Field(default=60, ge=1, le=100_000)
+    # Reverse proxies whose X-Forwarded-For is believed (addresses/CIDRs; see relmgr.proxies).
+    trusted_proxies: str = ""
     # Signed-out dashboard cookies; unset: `revoked-sessions.json` beside the users file.
     revoked_sessions_file: Path | None = None
     cors_origins: list[str] = []
@@ -109,7 +123,41 @@ def check_secret(name: str, value: SecretStr, *, dev_mode: bool) -> str:
             f"RELMGR_{name.upper()} is too short: {len(raw.encode())} bytes, "
             f"at least {MIN_SECRET_BYTES} are required"
         )
+    if len(set(raw)) < MIN_SECRET_DISTINCT or estimated_bits(raw) < MIN_SECRET_BITS:
+        raise ConfigError(
+            f"RELMGR_{name.upper()} is too predictable: it repeats too few characters "
+            f"(at least {MIN_SECRET_DISTINCT} different ones and about {MIN_SECRET_BITS:.0f} bits "
+            "are required); generate one with `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'`"
+        )
     return raw
+
+
+def estimated_bits(value: str) -> float:
+    """The secret's length times the Shannon entropy of its own character frequencies.
+
+    An upper bound on its real strength (it cannot see words or patterns), enough to refuse
+    repeats such as "a" * 40 or "ab" * 20.
+    """
+    counts = Counter(value)
+    total = len(value)
+    per_char = -sum(n / total * math.log2(n / total) for n in counts.values())
+    return per_char * total
+
+
+def check_bind(settings: Settings, host: str) -> None:
+    """Refuse, in dev mode, to listen on anything but loopback (dev mode accepts weak secrets)."""
+    if not settings.dev_mode:
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ConfigError(
+            f"dev mode (RELMGR_DEV_MODE) accepts weak secrets, so it listens on loopback only, "
+            f"not {host!r}: use 127.0.0.1, or turn dev mode off and set real secrets"
+        )
 
 
 @lru_cache(maxsize=1)

@@ -1,5 +1,9 @@
-"""Login throttling shared by the dashboard and the API: N failed logins a minute per username
-(and, for the API, per client address), then wait.
+"""Login throttling shared by the dashboard and the API: N failed logins a minute per username,
+and a much looser M per client address, then wait.
+
+The per-username limit is the one that stops guessing a password. The per-client limit only
+blunts spraying many names from one place; it is loose so that failing other names from one
+client (or from behind one proxy) never locks a named user out.
 
 Uses the `limits` library's moving window over in-memory storage: each process counts on its own,
 which bounds guessing to N x processes per minute; a shared storage URI would make it global.
@@ -38,8 +42,11 @@ class LoginLimiter:
     to share between threads (Streamlit runs each session's script in a thread of its own).
     """
 
-    def __init__(self, failures_per_minute: int) -> None:
-        self._item = RateLimitItemPerMinute(failures_per_minute)
+    def __init__(self, failures_per_minute: int, client_failures_per_minute: int = 60) -> None:
+        self._items = {
+            "user": RateLimitItemPerMinute(failures_per_minute),
+            "client": RateLimitItemPerMinute(client_failures_per_minute),
+        }
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._in_flight: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
@@ -60,8 +67,9 @@ class LoginLimiter:
         with self._lock:
             for scope, key in keys:
                 pending = self._in_flight[(scope, key)]
-                if not self._limiter.test(self._item, "login", scope, key, cost=pending + 1):
-                    stats = self._limiter.get_window_stats(self._item, "login", scope, key)
+                item = self._items[scope]
+                if not self._limiter.test(item, "login", scope, key, cost=pending + 1):
+                    stats = self._limiter.get_window_stats(item, "login", scope, key)
                     # Held up only by logins still in flight: their outcome is a moment away.
                     wait = 1
                     if stats.remaining == 0:
@@ -79,4 +87,4 @@ class LoginLimiter:
                 if self._in_flight[(scope, key)] <= 0:
                     del self._in_flight[(scope, key)]
                 if failed:
-                    self._limiter.hit(self._item, "login", scope, key)
+                    self._limiter.hit(self._items[scope], "login", scope, key)

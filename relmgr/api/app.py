@@ -11,18 +11,22 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from relmgr.api.audit import AuditLog
+from relmgr.api.bodies import AuthBodyLimitMiddleware
 from relmgr.api.deps import ApiState
 from relmgr.api.docs import install_docs
 from relmgr.api.errors import install_error_handlers
 from relmgr.api.head import HeadAsGetMiddleware
 from relmgr.api.headers import SecurityHeadersMiddleware
+from relmgr.api.proxied import TrustedProxyMiddleware
 from relmgr.api.routes import auth, entities, health, releases
 from relmgr.api.security import TokenService
-from relmgr.api.users import UsersStore
 from relmgr.errors import TemporalUnavailableError
+from relmgr.proxies import TrustedProxies
 from relmgr.reader.base import ReleaseReader
+from relmgr.sessions import RevocationStore
 from relmgr.settings import Settings, get_settings
 from relmgr.throttle import LoginLimiter
+from relmgr.users_store import UsersStore
 
 logger = logging.getLogger("relmgr.api")
 
@@ -37,6 +41,8 @@ The data of the relmgr dashboard for scripts and tools, read through the same re
 
 **Authentication**: `POST /api/auth/login` with a form `username=...&password=...` (the
 dashboard's users) returns a bearer token; send it as `Authorization: Bearer <token>`.
+`POST /api/auth/logout` ends it. A token also ends when it expires (`expires_in`, at most 8 h)
+or when its user's password or roles change, the user is removed, or `relmgr users revoke` runs.
 
 **Caching**: read endpoints send a weak `ETag`; send it back in `If-None-Match` and get `304 Not
 Modified` with no body while nothing changed.
@@ -84,8 +90,12 @@ def create_app(settings: Settings | None = None, reader: ReleaseReader | None = 
         settings=settings,
         tokens=TokenService.from_settings(settings),
         users=UsersStore(settings.users_file),
-        limiter=LoginLimiter(settings.login_attempts_per_minute),
+        limiter=LoginLimiter(
+            settings.login_attempts_per_minute, settings.login_attempts_per_client_per_minute
+        ),
         audit=AuditLog(settings.audit_log),
+        revocations=RevocationStore(settings.revoked_sessions_path),
+        proxies=TrustedProxies.parse(settings.trusted_proxies),
         reader=reader,
     )
 
@@ -139,6 +149,9 @@ def create_app(settings: Settings | None = None, reader: ReleaseReader | None = 
             max_age=600,
         )
     app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(AuthBodyLimitMiddleware)
     # Added last, so it is outermost and also covers CORS preflights and error responses.
     app.add_middleware(SecurityHeadersMiddleware)
+    # Outside even that: everything inside sees the client and scheme a trusted proxy forwarded.
+    app.add_middleware(TrustedProxyMiddleware, proxies=state.proxies)
     return app

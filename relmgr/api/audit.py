@@ -1,6 +1,9 @@
 """The audit log: one JSON object per line for logins, refused tokens and exports.
 
-Written to `RELMGR_AUDIT_LOG` when set, else to the `relmgr.audit` logger. Only the fields named
+Written to `RELMGR_AUDIT_LOG` when set (`relmgr dev` sets it to `logs/audit.log` in its data
+directory), else to standard error through the `relmgr.audit` logger's own handler: at INFO
+whatever level the rest of the process logs at, so `relmgr api`'s WARNING never drops an audit
+line. Only the fields named
 by `AuditLog.record`'s signature are ever written: there is no field for a password, a token or a
 secret, so none can leak through here.
 """
@@ -9,14 +12,39 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TextIO
 
 from relmgr.auth import USERNAME_PATTERN
 
 logger = logging.getLogger("relmgr.audit")
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever `sys.stderr` is when a line is written (not when it was created)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        """Ignored: the stream is always the current standard error."""
+
+
+def _own_handler() -> None:
+    """Give the audit logger a handler of its own at INFO, once, not passing lines upwards."""
+    if any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        return
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 class AuditEvent(StrEnum):
@@ -25,6 +53,7 @@ class AuditEvent(StrEnum):
     LOGIN_SUCCEEDED = "login_succeeded"
     LOGIN_FAILED = "login_failed"
     LOGIN_THROTTLED = "login_throttled"
+    LOGOUT = "logout"
     TOKEN_REJECTED = "token_rejected"  # noqa: S105  # an event name, not a password
     EXPORT = "export"
 
@@ -33,7 +62,7 @@ def loggable_username(value: str | None) -> str | None:
     """The username if well-formed, else a marker (it may be a password typed in the wrong box)."""
     if value is None:
         return None
-    return value if USERNAME_PATTERN.match(value) else "(malformed)"
+    return value if USERNAME_PATTERN.fullmatch(value) else "(malformed)"
 
 
 class AuditLog:
@@ -44,6 +73,8 @@ class AuditLog:
         self._lock = threading.Lock()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            _own_handler()
 
     def record(
         self,

@@ -11,13 +11,15 @@ from fastapi.security import OAuth2PasswordBearer
 from relmgr.api.audit import AuditEvent, AuditLog
 from relmgr.api.caching import SnapshotCache
 from relmgr.api.errors import ApiError
-from relmgr.api.security import TokenProblem, TokenRejectedError, TokenService
-from relmgr.api.users import UsersStore
-from relmgr.auth import User
+from relmgr.api.security import TokenClaims, TokenProblem, TokenRejectedError, TokenService
+from relmgr.auth import User, session_epoch
 from relmgr.errors import TemporalUnavailableError
+from relmgr.proxies import TrustedProxies
 from relmgr.reader.base import ReleaseReader
+from relmgr.sessions import RevocationStore
 from relmgr.settings import Settings
 from relmgr.throttle import LoginLimiter
+from relmgr.users_store import UsersStore
 
 TOKEN_URL = "/api/auth/login"  # noqa: S105  # a route, not a password
 
@@ -31,6 +33,8 @@ class ApiState:
     users: UsersStore
     limiter: LoginLimiter
     audit: AuditLog
+    revocations: RevocationStore
+    proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
     reader: ReleaseReader | None = None
     cache: SnapshotCache = field(default_factory=SnapshotCache)
 
@@ -54,7 +58,7 @@ StateDep = Annotated[ApiState, Depends(get_state)]
 
 
 def client_address(request: Request) -> str:
-    """The client's address as uvicorn saw it (after trusted proxy headers)."""
+    """The client's address: the peer, or what a trusted proxy forwarded (`api.proxied`)."""
     return request.client.host if request.client is not None else "unknown"
 
 
@@ -70,42 +74,64 @@ ReaderDep = Annotated[ReleaseReader, Depends(get_reader)]
 # auto_error=False: a missing token is refused below, in the API's own error shape.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
-_MESSAGES = {
-    TokenProblem.MISSING: "missing bearer token: log in at POST /api/auth/login and send "
-    "'Authorization: Bearer <access_token>'",
-    TokenProblem.EXPIRED: "the bearer token has expired: log in again at POST /api/auth/login",
-    TokenProblem.UNKNOWN_USER: "the bearer token's user no longer exists",
-}
-_DEFAULT_MESSAGE = "the bearer token is invalid: log in again at POST /api/auth/login"
+_MISSING_MESSAGE = (
+    "missing bearer token: log in at POST /api/auth/login and send "
+    "'Authorization: Bearer <access_token>'"
+)
+# One answer for every refused token, whatever the check that refused it (expired, revoked,
+# forged, its user changed or gone): the audit log has the reason, the client learns nothing.
+_REFUSED_MESSAGE = (
+    "the bearer token is invalid or has expired: log in again at POST /api/auth/login"
+)
 
 
 def _refuse(problem: TokenProblem) -> ApiError:
-    code = {
-        TokenProblem.MISSING: "not_authenticated",
-        TokenProblem.EXPIRED: "token_expired",
-    }.get(problem, "invalid_token")
-    header = "Bearer" if problem is TokenProblem.MISSING else 'Bearer error="invalid_token"'
+    if problem is TokenProblem.MISSING:
+        return ApiError(
+            401, "not_authenticated", _MISSING_MESSAGE, headers={"WWW-Authenticate": "Bearer"}
+        )
     return ApiError(
         401,
-        code,
-        _MESSAGES.get(problem, _DEFAULT_MESSAGE),
-        headers={"WWW-Authenticate": header},
+        "invalid_token",
+        _REFUSED_MESSAGE,
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
     )
 
 
-async def current_user(
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A request's verified bearer token and the user it belongs to now."""
+
+    user: User
+    claims: TokenClaims
+
+
+def _check(state: ApiState, token: str | None) -> Session:
+    if not token:
+        raise TokenRejectedError(TokenProblem.MISSING)
+    claims = state.tokens.verify(token)
+    user = state.users.get(claims.subject)
+    if user is None:
+        raise TokenRejectedError(TokenProblem.UNKNOWN_USER)
+    if claims.epoch != session_epoch(user):
+        raise TokenRejectedError(TokenProblem.STALE_SESSION)
+    if not state.revocations.accepts(claims.jti):
+        raise TokenRejectedError(TokenProblem.REVOKED)
+    return Session(user=user, claims=claims)
+
+
+async def current_session(
     request: Request,
     state: StateDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> User:
-    """The user a valid bearer token names; 401 with `WWW-Authenticate: Bearer` otherwise."""
+) -> Session:
+    """The session of a valid bearer token; 401 with `WWW-Authenticate: Bearer` otherwise.
+
+    Valid means: signed by us, unexpired, its `jti` not revoked, its user still in the users
+    file, and its session epoch that user's current one (same password, roles and generation).
+    """
     try:
-        if not token:
-            raise TokenRejectedError(TokenProblem.MISSING)
-        claims = state.tokens.verify(token)
-        user = state.users.get(claims.subject)
-        if user is None:
-            raise TokenRejectedError(TokenProblem.UNKNOWN_USER)
+        return _check(state, token)
     except TokenRejectedError as exc:
         state.audit.record(
             AuditEvent.TOKEN_REJECTED,
@@ -114,7 +140,14 @@ async def current_user(
             path=request.url.path,
         )
         raise _refuse(exc.problem) from None
-    return user
+
+
+SessionDep = Annotated[Session, Depends(current_session)]
+
+
+async def current_user(session: SessionDep) -> User:
+    """The user a valid bearer token names; 401 with `WWW-Authenticate: Bearer` otherwise."""
+    return session.user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

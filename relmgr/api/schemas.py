@@ -117,16 +117,19 @@ class ReleaseItem(ReleaseSummary):
         """Share of the release's apps deployed successfully, 0-100."""
         return super().percent_complete
 
-    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented computed-field idiom
-    @property
-    def duration_seconds(self) -> float | None:
-        """Seconds from start to finish; null until the release has both."""
-        return duration_seconds(self.started_at, self.finished_at)
+    # A field, not a computed one: null is left out of the OpenAPI examples, and a computed
+    # field would be a required property there.
+    duration_seconds: float | None = Field(
+        default=None, description="Seconds from start to finish; null until the release has both."
+    )
 
     @classmethod
     def of(cls, summary: ReleaseSummary) -> ReleaseItem:
         """The API form of a release summary."""
-        return cls.model_construct(**dict(summary))
+        return cls.model_construct(
+            **dict(summary),
+            duration_seconds=duration_seconds(summary.started_at, summary.finished_at),
+        )
 
 
 class ReleaseListResponse(_Frozen):

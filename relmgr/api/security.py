@@ -1,18 +1,23 @@
-"""Bearer tokens: HS256 JWTs signed with `RELMGR_JWT_SECRET`; nothing but HS256 is accepted."""
+"""Bearer tokens: HS256 JWTs signed with `RELMGR_JWT_SECRET`; nothing but HS256 is accepted.
+
+Each token carries a random `jti` (what `POST /api/auth/logout` revokes) and its user's session
+epoch `ep` (`relmgr.auth.session_epoch`): both are checked on every use, in `deps.current_user`.
+"""
 
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
 import jwt
 
+from relmgr.auth import User, session_epoch
+from relmgr.sessions import is_jti, new_jti
 from relmgr.settings import Settings, check_secret
 
 ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti")
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti", "ep")
 # A few seconds of tolerance for replicas whose clocks differ slightly.
 LEEWAY_SECONDS = 5
 
@@ -27,6 +32,8 @@ class TokenProblem(StrEnum):
     BAD_ALGORITHM = "bad_algorithm"
     BAD_CLAIMS = "bad_claims"
     UNKNOWN_USER = "unknown_user"
+    REVOKED = "revoked"
+    STALE_SESSION = "stale_session"  # the user's password, roles or generation changed since
 
 
 class TokenRejectedError(Exception):
@@ -52,6 +59,7 @@ class TokenClaims:
 
     subject: str
     jti: str
+    epoch: str
     issued_at: int
     expires_at: int
 
@@ -69,11 +77,17 @@ class TokenService:
         secret = check_secret("jwt_secret", settings.jwt_secret, dev_mode=settings.dev_mode)
         return cls(secret, lifetime_minutes=settings.token_minutes)
 
-    def issue(self, username: str, *, now: float | None = None) -> IssuedToken:
-        """A signed token for `username`, valid for the configured lifetime."""
+    def issue(self, user: User, *, now: float | None = None) -> IssuedToken:
+        """A signed token for `user`, valid for the configured lifetime."""
         issued = int(now if now is not None else time.time())
-        jti = uuid.uuid4().hex
-        claims = {"sub": username, "iat": issued, "exp": issued + self.lifetime_seconds, "jti": jti}
+        jti = new_jti()
+        claims = {
+            "sub": user.username,
+            "iat": issued,
+            "exp": issued + self.lifetime_seconds,
+            "jti": jti,
+            "ep": session_epoch(user),
+        }
         token = jwt.encode(claims, self._secret, algorithm=ALGORITHM)
         return IssuedToken(access_token=token, expires_in=self.lifetime_seconds, jti=jti)
 
@@ -103,10 +117,12 @@ class TokenService:
             raise TokenRejectedError(TokenProblem.MALFORMED) from None
         except jwt.PyJWTError:
             raise TokenRejectedError(TokenProblem.BAD_CLAIMS) from None
-        subject, jti = claims.get("sub"), claims.get("jti")
+        subject, jti, epoch = claims.get("sub"), claims.get("jti"), claims.get("ep")
         issued, expires = claims.get("iat"), claims.get("exp")
-        if not (isinstance(subject, str) and isinstance(jti, str)):
+        if not (isinstance(subject, str) and is_jti(jti) and isinstance(epoch, str)):
             raise TokenRejectedError(TokenProblem.BAD_CLAIMS)
         if not (isinstance(issued, int) and isinstance(expires, int)):
             raise TokenRejectedError(TokenProblem.BAD_CLAIMS)
-        return TokenClaims(subject=subject, jti=jti, issued_at=issued, expires_at=expires)
+        return TokenClaims(
+            subject=subject, jti=jti, epoch=epoch, issued_at=issued, expires_at=expires
+        )

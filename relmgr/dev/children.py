@@ -124,6 +124,8 @@ def child_environment(
             **secret_values,
         }
     )
+    # Logins, refused tokens and exports, beside the children's logs (unless set elsewhere).
+    env.setdefault("RELMGR_AUDIT_LOG", str(data.log("audit")))
     return env
 
 
@@ -147,7 +149,7 @@ def ui_command(config: DevConfig) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "relmgr.ui.server",  # Streamlit's CLI, with relmgr's workarounds in place first
         "run",
         str(streamlit_app()),
         "--server.port",

@@ -78,6 +78,10 @@ def prepare_data_dir(path: Path) -> DataDir:
     try:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         (root / "logs").mkdir(mode=0o700, exist_ok=True)
+        # mkdir's mode applies only to a new folder: an existing one is tightened on every start
+        # (it holds the secrets, the users file and the audit log).
+        root.chmod(0o700)
+        (root / "logs").chmod(0o700)
         probe.write_text("ok", encoding="utf-8")
         probe.unlink()
     except OSError as exc:

@@ -12,48 +12,59 @@ sets the cookie in that run; a logout is requested by the button's callback and 
 the top of the next run, which then goes on to show the form. And the cookie is read from
 `st.context.cookies`, so there is no need for the library's default 0.7 s wait before each form.
 
-Three checks are relmgr's own. Logout lists the session's cookie in the revoked sessions file
-(`relmgr.sessions`), so a copy of the cookie signs nobody in, and a session signed in with a
-listed cookie (another tab, another replica) is signed out at its next run. The form's password
-check goes through `relmgr.auth.verify_password`, which spends a bcrypt check on unknown names
-too, so the answer time does not tell which usernames exist. And failed sign-ins per username are
-limited in this process (`RELMGR_LOGIN_ATTEMPTS_PER_MINUTE`); a limited attempt is not checked.
-Not per client address: behind the reverse proxy that docs/DEPLOYMENT.md asks for, every
-session's `st.context.ip_address` is the proxy's, so a few failures would lock everybody out.
+Three checks are relmgr's own. Every session has a record (`SessionRecord`: a random `jti`, the
+user's session epoch, the expiry) and the cookie carries the same; a cookie is accepted only if it
+is signed with the cookie key, unexpired, names a known user, carries that user's current epoch
+(same password hash, roles and generation) and a `jti` not ended (`relmgr.sessions`), and each run
+of a signed-in session checks its record the same way, so logout, `relmgr users revoke`, a new
+password or role, or removing the user ends the session at its next run. Revocation is by `jti`,
+never by the cookie's text, which has other spellings that decode the same. Every refusal looks
+the same: the sign-in form. The form's password check goes through `relmgr.auth.verify_password`,
+which spends a bcrypt check on unknown names too. And failed sign-ins are limited in this process
+per username (`RELMGR_LOGIN_ATTEMPTS_PER_MINUTE`) and, much more loosely, per client address
+(`RELMGR_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE`, the address found through
+`RELMGR_TRUSTED_PROXIES`); a limited attempt is not checked.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
+from typing import Any
 
 import jwt
 import streamlit as st
 import streamlit_authenticator as stauth
 from pydantic import SecretStr
 
-from relmgr import sessions
-from relmgr.auth import UsersFile, load_users, verify_password
+from relmgr.auth import User, UsersFile, session_epoch, verify_password
 from relmgr.errors import ConfigError
+from relmgr.proxies import TrustedProxies
+from relmgr.sessions import RevocationStore, is_jti, new_jti
 from relmgr.settings import Settings, check_secret
 from relmgr.throttle import LoginLimiter
 from relmgr.ui.present import md_escape
+from relmgr.users_store import shared_store
 
 logger = logging.getLogger(__name__)
 
 LOGIN_FORM_KEY = "login-form"
 LOGOUT_KEY = "sign-out"
 WRONG_CREDENTIALS = "Incorrect username or password."
-SIGNED_OUT_USER_GONE = "Your account is no longer known here; please sign in again."
-SIGNED_OUT_ELSEWHERE = "This sign-in was ended by a logout elsewhere; please sign in again."
+# One message for a session that ended while open, whatever ended it (logout elsewhere, a revoke,
+# a new password or role, the user removed): no hint which check refused it.
+SESSION_ENDED = "Your session has ended; please sign in again."
+USERS_FILE_PROBLEM = (
+    "**The users file on disk is broken; the last good version stays in force.** {problem}"
+)
 TOO_MANY_FAILURES = "Too many failed sign-ins for this user; try again in {seconds} s."
 _LOGOUT_REQUESTED = "relmgr-logout-requested"
 _SET_COOKIE = "relmgr-set-cookie"
-# The cookie token this session is signed in with: the browser's, or the one set after the form.
-_SESSION_COOKIE = "relmgr-session-cookie"
+# This session's record (`SessionRecord` as a dict): from the browser's cookie, or made at sign-in.
+SESSION_KEY = "relmgr-session"
 # Seconds to wait, when the last form submission was refused by the limiter.
 _THROTTLED = "relmgr-throttled"
 _FIELDS = {
@@ -71,6 +82,46 @@ class SignedIn:
     username: str
     name: str
     roles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """What identifies one signed-in session: in the cookie, and in the session's state."""
+
+    jti: str
+    epoch: str
+    expires: float
+
+    @classmethod
+    def new(cls, user: User, lifetime_days: float) -> SessionRecord:
+        """A fresh session of `user`."""
+        return cls(
+            jti=new_jti(), epoch=session_epoch(user), expires=time.time() + lifetime_days * 86400
+        )
+
+    @classmethod
+    def from_state(cls, value: object) -> SessionRecord | None:
+        """The record kept in session state, or None if there is none (or it is malformed)."""
+        if not isinstance(value, dict):
+            return None
+        jti, epoch, expires = value.get("jti"), value.get("epoch"), value.get("expires")
+        if not (is_jti(jti) and isinstance(epoch, str) and isinstance(expires, float)):
+            return None
+        return cls(jti=jti, epoch=epoch, expires=expires)
+
+    def valid_for(
+        self, user: User | None, revocations: RevocationStore, *, from_cookie: bool
+    ) -> bool:
+        """Whether the session may go on: the user known, same epoch, not ended, not expired.
+
+        A cookie signs a new session in only while the revoked sessions file is usable; a session
+        already open goes on unless it is listed (so a damaged file signs nobody out).
+        """
+        if user is None or self.epoch != session_epoch(user) or self.expires <= time.time():
+            return False
+        if from_cookie:
+            return revocations.accepts(self.jti)
+        return not revocations.is_revoked(self.jti)
 
 
 def _streamlit_secret(name: str) -> str:
@@ -91,25 +142,24 @@ def cookie_key(settings: Settings) -> str:
     return check_secret("cookie_key", SecretStr(raw), dev_mode=settings.dev_mode)
 
 
-@lru_cache(maxsize=4)
-def _users_version(path: str, mtime_ns: int, size: int) -> UsersFile:
-    return load_users(Path(path))
-
-
 def current_users(settings: Settings) -> UsersFile:
-    """The users file, read again only when it changed on disk; ConfigError if unusable."""
-    path = settings.users_file
-    try:
-        stat = path.stat()
-    except OSError:
-        return load_users(path)  # raises the ConfigError that names the problem
-    return _users_version(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    """The users in force (the store shared with the API's behaviour); ConfigError if unusable."""
+    return shared_store(settings.users_file).current()
 
 
 @lru_cache(maxsize=1)
-def login_limiter(failures_per_minute: int) -> LoginLimiter:
-    """This process's count of failed sign-ins per username, shared by all its sessions."""
-    return LoginLimiter(failures_per_minute)
+def login_limiter(failures_per_minute: int, client_failures_per_minute: int) -> LoginLimiter:
+    """This process's count of failed sign-ins, shared by all its sessions."""
+    return LoginLimiter(failures_per_minute, client_failures_per_minute)
+
+
+def client_address(settings: Settings) -> str:
+    """This session's client: the peer, or what a trusted proxy forwarded for it."""
+    peer = st.context.ip_address
+    if not isinstance(peer, str) or not peer:
+        peer = "127.0.0.1"  # Streamlit reports a loopback peer as None
+    forwarded_for = st.context.headers.get("X-Forwarded-For")
+    return TrustedProxies.parse(settings.trusted_proxies).client(peer, forwarded_for)
 
 
 def _authenticator(settings: Settings, key: str, users: UsersFile) -> stauth.Authenticate:
@@ -122,12 +172,15 @@ def _authenticator(settings: Settings, key: str, users: UsersFile) -> stauth.Aut
         auto_hash=False,
         login_sleep_time=0,
     )
-    limiter = login_limiter(settings.login_attempts_per_minute)
+    limiter = login_limiter(
+        settings.login_attempts_per_minute, settings.login_attempts_per_client_per_minute
+    )
 
     def check_credentials(username: str, password: str) -> bool:
         # The form's only password check (the library calls it with the name lower-cased).
         st.session_state.pop(_THROTTLED, None)
-        throttle = limiter.start(username)
+        client = client_address(settings)
+        throttle = limiter.start(username, client)
         if throttle is not None:
             st.session_state[_THROTTLED] = throttle.retry_after
             return False
@@ -135,7 +188,11 @@ def _authenticator(settings: Settings, key: str, users: UsersFile) -> stauth.Aut
         try:
             user = verify_password(users, username, password)
         finally:
-            limiter.finish(username, failed=user is None)
+            limiter.finish(username, client, failed=user is None)
+        if user is not None:
+            # The session's record is made here, with the epoch of the hash just checked.
+            record = SessionRecord.new(user, settings.cookie_expiry_days)
+            st.session_state[SESSION_KEY] = asdict(record)
         return user is not None
 
     # The library's own check skips bcrypt for unknown names and keeps its failure counts in
@@ -147,6 +204,9 @@ def _authenticator(settings: Settings, key: str, users: UsersFile) -> stauth.Aut
     # the form's run is cut short by that run's rerun, and would make a token the session does
     # not know (so could not list at logout).
     authenticator.cookie_controller.set_cookie = _no_cookie_from_the_library
+    # The library's cookie reader checks only the signature and expiry; relmgr's checks the
+    # session too (see the module docstring), so a refused cookie signs nobody in.
+    authenticator.cookie_controller.get_cookie = lambda: _read_cookie(settings, key, users)
     return authenticator
 
 
@@ -160,70 +220,94 @@ def _browser_cookie(settings: Settings) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _token_expiry(token: str, key: str) -> float | None:
-    """When a cookie token of ours expires; None for a token we did not sign."""
+def _cookie_record(token: str, key: str, users: UsersFile) -> tuple[str, SessionRecord] | None:
+    """The username and session record of a cookie token we signed, or None.
+
+    Only the claims count: the same token in another spelling (padding, whitespace) gives the
+    same `jti`, so it is refused or accepted exactly like the original.
+    """
     try:
         payload = jwt.decode(token, key, algorithms=["HS256"])
     except jwt.InvalidTokenError:
         return None
+    username, jti, epoch = payload.get("username"), payload.get("jti"), payload.get("ep")
     expiry = payload.get("exp_date")
     if isinstance(expiry, bool) or not isinstance(expiry, int | float):
         return None
-    return float(expiry)
+    if not (isinstance(username, str) and is_jti(jti) and isinstance(epoch, str)):
+        return None
+    record = SessionRecord(jti=jti, epoch=epoch, expires=float(expiry))
+    return username, record
 
 
-def _set_cookie(authenticator: stauth.Authenticate, settings: Settings, key: str) -> str:
-    """Set the re-authentication cookie for the signed-in user; the token it holds.
+def _read_cookie(settings: Settings, key: str, users: UsersFile) -> dict[str, Any] | bool | None:
+    """The library's cookie reader, replaced: the claims of an acceptable cookie, else None.
 
-    The token is the library's (`username` and `exp_date`, HS256 with the cookie key), made here
-    so that the session knows it and can list it as signed out at logout.
+    False after a logout in this session, as the library's own reader does.
     """
-    expires = datetime.now() + timedelta(days=settings.cookie_expiry_days)
-    payload = {"username": st.session_state["username"], "exp_date": expires.timestamp()}
+    if st.session_state.get("logout"):
+        return False
+    sent = _browser_cookie(settings)
+    found = _cookie_record(sent, key, users) if sent is not None else None
+    if found is None:
+        return None
+    username, record = found
+    revocations = RevocationStore(settings.revoked_sessions_path)
+    if not record.valid_for(users.get(username), revocations, from_cookie=True):
+        return None
+    return {"username": username, "exp_date": record.expires, "jti": record.jti}
+
+
+def _set_cookie(authenticator: stauth.Authenticate, settings: Settings, key: str) -> None:
+    """Set the re-authentication cookie of this session's record.
+
+    The token is the library's (`username` and `exp_date`, HS256 with the cookie key) plus the
+    record's `jti` and epoch `ep`.
+    """
+    record = SessionRecord.from_state(st.session_state.get(SESSION_KEY))
+    if record is None:
+        return
+    payload = {
+        "username": st.session_state["username"],
+        "exp_date": record.expires,
+        "jti": record.jti,
+        "ep": record.epoch,
+    }
     token = jwt.encode(payload, key, algorithm="HS256")
     manager = authenticator.cookie_controller.cookie_model.cookie_manager
-    manager.set(settings.cookie_name, token, expires_at=expires)
-    return token
+    manager.set(settings.cookie_name, token, expires_at=datetime.fromtimestamp(record.expires))
 
 
-def _revoke_session_cookies(settings: Settings, key: str) -> None:
-    """List this session's cookie, and the one this browser sent, as signed out."""
-    candidates = {st.session_state.get(_SESSION_COOKIE), _browser_cookie(settings)}
-    tokens = {
-        token: expiry
-        for token in candidates
-        if isinstance(token, str) and (expiry := _token_expiry(token, key)) is not None
-    }
-    if not tokens:
+def _revoke_session(settings: Settings, key: str, users: UsersFile) -> None:
+    """End this session's record, and the session of the cookie this browser sent, everywhere."""
+    records = [SessionRecord.from_state(st.session_state.get(SESSION_KEY))]
+    sent = _browser_cookie(settings)
+    if sent is not None and (found := _cookie_record(sent, key, users)) is not None:
+        records.append(found[1])
+    ended = {r.jti: r.expires for r in records if r is not None}
+    if not ended:
         return
     try:
-        sessions.revoke(settings.revoked_sessions_path, tokens)
+        RevocationStore(settings.revoked_sessions_path).revoke(ended)
     except ConfigError as exc:
         # The logout itself goes on: this browser's cookie is deleted and the session ends.
         logger.error("logout not recorded, copies of the cookie stay valid: %s", exc.message)
 
 
-def _enforce_revocations(
-    authenticator: stauth.Authenticate, revoked_file: Path, sent: str | None
+def _end_stale_session(
+    authenticator: stauth.Authenticate, settings: Settings, users: UsersFile
 ) -> None:
-    """End a session whose cookie was signed out elsewhere; refuse a signed-out cookie."""
+    """End a signed-in session whose record no longer holds (ended elsewhere, user changed)."""
     state = st.session_state
-    token = state.get(_SESSION_COOKIE)
-    if state.get("authentication_status") and token and sessions.is_revoked(revoked_file, token):
-        # Signed out in another tab or on another replica: this sign-in is over too.
-        authenticator.logout(location="unrendered")
-        st.info(SIGNED_OUT_ELSEWHERE, icon=":material/logout:")
     if not state.get("authentication_status"):
-        state.pop(_SESSION_COOKIE, None)
-        if (
-            sent is not None
-            and not state.get("logout")
-            and not sessions.cookie_accepted(revoked_file, sent)
-        ):
-            # A signed-out cookie (perhaps a copy), or an unusable revoked sessions file: no
-            # sign-in by cookie. The form shows, as for an expired cookie, and the browser's
-            # cookie is deleted.
-            _forget_cookie(authenticator)
+        return
+    record = SessionRecord.from_state(state.get(SESSION_KEY))
+    user = users.get(str(state.get("username")))
+    revocations = RevocationStore(settings.revoked_sessions_path)
+    if record is None or not record.valid_for(user, revocations, from_cookie=False):
+        authenticator.logout(location="unrendered")
+        state.pop(SESSION_KEY, None)
+        st.info(SESSION_ENDED, icon=":material/logout:")
 
 
 def _forget_cookie(authenticator: stauth.Authenticate) -> None:
@@ -246,29 +330,28 @@ def gate(settings: Settings) -> SignedIn | None:
     authenticator = _authenticator(settings, key, users)
     state = st.session_state
     if state.pop(_LOGOUT_REQUESTED, False) and state.get("authentication_status"):
-        _revoke_session_cookies(settings, key)
+        _revoke_session(settings, key, users)
         authenticator.logout(location="unrendered")
-    username = state.get("username")
-    if state.get("authentication_status") and users.get(str(username)) is None:
-        # Removed from the users file since signing in: signed out at once.
-        authenticator.logout(location="unrendered")
+        state.pop(SESSION_KEY, None)
+    _end_stale_session(authenticator, settings, users)
     sent = _browser_cookie(settings)
-    _enforce_revocations(authenticator, settings.revoked_sessions_path, sent)
+    if (
+        not state.get("authentication_status")
+        and sent is not None
+        and not state.get("logout")
+        and not authenticator.cookie_controller.get_cookie()
+    ):
+        # A cookie we do not accept (ended, stale, forged, expired, or the revoked sessions file
+        # unusable): the form shows, as for no cookie, and the browser's cookie is deleted.
+        _forget_cookie(authenticator)
     if state.pop(_SET_COOKIE, False) and state.get("authentication_status"):
-        state[_SESSION_COOKIE] = _set_cookie(authenticator, settings, key)
+        _set_cookie(authenticator, settings, key)
     was_signed_in = bool(state.get("authentication_status"))
     try:
         authenticator.login(location="main", key=LOGIN_FORM_KEY, fields=_FIELDS)
-    except stauth.LoginError:
-        # Raised only for a valid cookie naming a user who is no longer in the users file:
-        # forget the cookie for this session and ask for a sign-in instead.
-        _forget_cookie(authenticator)
-        st.info(SIGNED_OUT_USER_GONE, icon=":material/person_off:")
-        authenticator.login(location="main", key=LOGIN_FORM_KEY, fields=_FIELDS)
-    except jwt.InvalidTokenError:
-        # A cookie that is not an HS256 token (`alg: none`, another algorithm): the library
-        # catches only bad signatures and undecodable tokens, and lets these escape. It is
-        # forged or foreign, so it is dropped like any other invalid cookie: the form shows.
+    except (stauth.LoginError, jwt.InvalidTokenError):
+        # Not expected (relmgr's reader accepts only cookies of known users, decoded safely),
+        # but if the library ever raises for a cookie, the cookie is dropped: the form shows.
         _forget_cookie(authenticator)
         authenticator.login(location="main", key=LOGIN_FORM_KEY, fields=_FIELDS)
     status = state.get("authentication_status")
@@ -282,18 +365,40 @@ def gate(settings: Settings) -> SignedIn | None:
     if not status:
         return None
     state.pop(_THROTTLED, None)
-    if not was_signed_in:
-        if not authenticator.cookie_controller.get_cookie():
-            # Signed in through the form just now: one more run takes the form away and sets
-            # the cookie there, where its component stays mounted.
-            state[_SET_COOKIE] = True
-            st.rerun()
-        # Signed in with the cookie the browser sent (checked against the revoked list above).
-        state[_SESSION_COOKIE] = sent
+    if not was_signed_in and not _from_cookie(settings, key, users):
+        # Signed in through the form just now: one more run takes the form away and sets the
+        # cookie there, where its component stays mounted.
+        state[_SET_COOKIE] = True
+        st.rerun()
     user = users.get(str(state.get("username")))
     if user is None:
         return None
     return SignedIn(username=user.username, name=user.name, roles=user.roles)
+
+
+def _from_cookie(settings: Settings, key: str, users: UsersFile) -> bool:
+    """Whether the browser's cookie signed this session in; if so, its record is the session's."""
+    sent = _browser_cookie(settings)
+    found = _cookie_record(sent, key, users) if sent is not None else None
+    if found is None or found[0] != st.session_state.get("username"):
+        return False
+    revocations = RevocationStore(settings.revoked_sessions_path)
+    if not found[1].valid_for(users.get(found[0]), revocations, from_cookie=True):
+        return False
+    st.session_state[SESSION_KEY] = asdict(found[1])
+    return True
+
+
+def users_file_problem(settings: Settings) -> str | None:
+    """Why the users file on disk is not in force (a broken edit), or None."""
+    return shared_store(settings.users_file).problem
+
+
+def render_users_file_problem(settings: Settings, user: SignedIn) -> None:
+    """A banner for admins while a broken edit of the users file is kept out of force."""
+    problem = users_file_problem(settings)
+    if problem is not None and "admin" in user.roles:
+        st.error(USERS_FILE_PROBLEM.format(problem=md_escape(problem)), icon=":material/group_off:")
 
 
 def require_signed_in() -> None:

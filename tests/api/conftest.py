@@ -14,10 +14,11 @@ import pytest
 from fastapi import FastAPI
 
 from relmgr.api import create_app
-from relmgr.auth import add_user
+from relmgr.auth import add_user, load_users, session_epoch
 from relmgr.models import EntityState
 from relmgr.reader.base import ReleaseReader
 from relmgr.reader.fake import FakeReader
+from relmgr.sessions import new_jti
 from relmgr.settings import Settings
 from tests.factories import T0, make_hierarchy
 
@@ -25,6 +26,10 @@ SECRET = "test-jwt-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 PASSWORD = "correct-horse-battery"
 VIEWER_PASSWORD = "viewer-password-1"
 BASE_URL = "http://testserver"
+
+# The session epoch of each test user, filled in when the session's users file is made (copies
+# of it hold the same hashes, so the same epochs).
+EPOCHS: dict[str, str] = {}
 
 # A failed app in the demo release, for trees that are not all SUCCEEDED.
 FAILED_APP = "rel-demo.wave-2.cluster-c1.bundle-core.app-a2"
@@ -45,6 +50,7 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     add_user(
         path, username="viewer", email="viewer@example.com", name="Viewer", password=VIEWER_PASSWORD
     )
+    EPOCHS.update({u.username: session_epoch(u) for u in load_users(path).users.values()})
     return path
 
 
@@ -59,6 +65,7 @@ def settings_for(users_file: Path, tmp_path: Path) -> Callable[..., Settings]:
             "audit_log": tmp_path / "audit.jsonl",
             "login_attempts_per_minute": 3,
             "token_minutes": 15,
+            "revoked_sessions_file": tmp_path / "revoked-sessions.json",
         }
         fields.update(overrides)
         return Settings(**fields)
@@ -143,9 +150,15 @@ def sign(claims: dict[str, Any], *, secret: str = SECRET, algorithm: str = "HS25
 
 
 def claims_for(username: str = "admin", *, age: int = 0, lifetime: int = 900) -> dict[str, Any]:
-    """Valid-looking claims issued `age` seconds ago."""
+    """Valid claims (a fresh `jti`, the user's current epoch) issued `age` seconds ago."""
     now = int(time.time()) - age
-    return {"sub": username, "iat": now, "exp": now + lifetime, "jti": "test-jti"}
+    return {
+        "sub": username,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": new_jti(),
+        "ep": EPOCHS.get(username, "no-such-user"),
+    }
 
 
 @pytest.fixture

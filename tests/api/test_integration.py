@@ -30,7 +30,11 @@ from tests.reader.devserver_process import DevServerProcess
 pytestmark = pytest.mark.integration
 
 FAST = DeployOptions(min_seconds=0.0, max_seconds=0.05, retry_seconds=0.2, parallelism=3)
-AUTH = {"Authorization": f"Bearer {sign(claims_for(lifetime=3600))}"}
+
+
+def _auth() -> dict[str, str]:
+    """Headers with a valid token for `admin` (made once the users file, and its epochs, exist)."""
+    return {"Authorization": f"Bearer {sign(claims_for(lifetime=3600))}"}
 
 
 def _settings(users_file: Path, address: str, **overrides: object) -> Settings:
@@ -55,7 +59,7 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 async def _until_succeeded(api: httpx.AsyncClient, release_id: str) -> dict[str, object]:
     for _ in range(300):
-        response = await api.get(f"/api/releases/{release_id}/hierarchy", headers=AUTH)
+        response = await api.get(f"/api/releases/{release_id}/hierarchy", headers=_auth())
         if response.status_code == 200 and response.json()["release"]["state"] == "SUCCEEDED":
             body: dict[str, object] = response.json()
             return body
@@ -78,7 +82,7 @@ async def test_api_serves_a_real_release_end_to_end(
         tree = await _until_succeeded(api, release_id)
         assert tree["revision"]
 
-        listed = await api.get(f"/api/releases?q={release_id[4:]}", headers=AUTH)
+        listed = await api.get(f"/api/releases?q={release_id[4:]}", headers=_auth())
         assert [item["id"] for item in listed.json()["items"]] == [release_id]
         assert listed.json()["items"][0]["percent_complete"] == 100.0
 
@@ -87,7 +91,7 @@ async def test_api_serves_a_real_release_end_to_end(
                 io.StringIO(
                     (
                         await api.get(
-                            f"/api/releases/{release_id}/hierarchy?format=csv", headers=AUTH
+                            f"/api/releases/{release_id}/hierarchy?format=csv", headers=_auth()
                         )
                     ).text
                 )
@@ -97,16 +101,16 @@ async def test_api_serves_a_real_release_end_to_end(
         assert {row[rows[0].index("state")] for row in rows[1:]} == {"SUCCEEDED"}
 
         app_id = f"{release_id}.wave-1.cluster-c2.bundle-core.app-a2"
-        entity = await api.get(f"/api/entities/{app_id}", headers=AUTH)
+        entity = await api.get(f"/api/entities/{app_id}", headers=_auth())
         assert entity.json()["entity"]["kind"] == "app"
         assert entity.json()["entity"]["state"] == "SUCCEEDED"
 
         url = f"/api/releases/{release_id}/hierarchy"
-        etag = (await api.get(url, headers=AUTH)).headers["etag"]
-        again = await api.get(url, headers={**AUTH, "If-None-Match": etag})
+        etag = (await api.get(url, headers=_auth())).headers["etag"]
+        again = await api.get(url, headers={**_auth(), "If-None-Match": etag})
         assert again.status_code == 304
 
-        missing = await api.get(f"/api/releases/rel-none-{uuid.uuid4().hex[:8]}", headers=AUTH)
+        missing = await api.get(f"/api/releases/rel-none-{uuid.uuid4().hex[:8]}", headers=_auth())
         assert missing.status_code == 404
     assert app.state.api.reader is None  # closed by the lifespan
 
@@ -117,7 +121,7 @@ async def test_api_starts_and_answers_503_while_temporal_is_down(users_file: Pat
     async with running(app) as api:
         assert (await api.get("/health")).status_code == 200
         ready = await api.get("/ready")
-        read = await api.get("/api/releases", headers=AUTH)
+        read = await api.get("/api/releases", headers=_auth())
     assert (ready.status_code, read.status_code) == (503, 503)
     assert read.headers["retry-after"] == "2"
     assert read.json()["error"]["code"] == "temporal_unavailable"
@@ -137,17 +141,17 @@ async def test_api_gives_503_during_an_outage_and_recovers(
         url = f"/api/releases/{release_id}/hierarchy"
         async with running(app) as api:
             for _ in range(300):
-                if (await api.get(url, headers=AUTH)).status_code == 200:
+                if (await api.get(url, headers=_auth())).status_code == 200:
                     break
                 await asyncio.sleep(0.1)
-            assert (await api.get(url, headers=AUTH)).status_code == 200
+            assert (await api.get(url, headers=_auth())).status_code == 200
 
             server.stop()
             slowest = 0.0
             statuses = set()
             for path in (url, "/api/releases", f"/api/entities/{release_id}.wave-1", "/ready"):
                 began = time.perf_counter()
-                response = await api.get(path, headers=AUTH)
+                response = await api.get(path, headers=_auth())
                 slowest = max(slowest, time.perf_counter() - began)
                 statuses.add(response.status_code)
                 if response.status_code == 503:
@@ -162,7 +166,7 @@ async def test_api_gives_503_during_an_outage_and_recovers(
             began = time.perf_counter()
             for _ in range(600):
                 ready = await api.get("/ready")
-                read = await api.get(url, headers=AUTH)
+                read = await api.get(url, headers=_auth())
                 if ready.status_code == 200 and read.status_code == 200:
                     break
                 await asyncio.sleep(0.1)

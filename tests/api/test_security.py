@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from pydantic import SecretStr
 from relmgr.api import create_app, serve
 from relmgr.errors import ConfigError
 from relmgr.settings import Settings
-from tests.api.conftest import PASSWORD, http_client
+from tests.api.conftest import PASSWORD, SECRET, http_client
 
 # --- refusing to start ---------------------------------------------------------------------------
 
@@ -64,7 +65,8 @@ def test_serve_refuses_before_listening(
 def test_serve_runs_uvicorn_with_the_app(
     settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With good settings serve() hands the app, host and port to uvicorn, proxy headers on."""
+    """With good settings serve() hands the app, host and port to uvicorn, with uvicorn's own
+    proxy-header rewriting off: X-Forwarded-For is believed only from RELMGR_TRUSTED_PROXIES."""
     import uvicorn
 
     seen: dict[str, object] = {}
@@ -76,7 +78,7 @@ def test_serve_runs_uvicorn_with_the_app(
     monkeypatch.setattr(uvicorn, "run", fake_run)
     serve(settings_for(), host="127.0.0.1", port=8123)
     assert isinstance(seen["app"], FastAPI)
-    assert (seen["host"], seen["port"], seen["proxy_headers"]) == ("127.0.0.1", 8123, True)
+    assert (seen["host"], seen["port"], seen["proxy_headers"]) == ("127.0.0.1", 8123, False)
     assert seen["server_header"] is False
 
 
@@ -184,7 +186,7 @@ async def test_audit_log_records_logins_and_rejections_without_secrets(
         ("login_failed", "viewer", None),
         ("login_throttled", "viewer", "user"),
         ("token_rejected", None, "bad_signature"),
-        ("login_throttled", "(malformed)", "client"),
+        ("login_failed", "(malformed)", None),
     ]
     assert all(r["client"] == "127.0.0.1" for r in records)
     assert all(str(r["ts"]).endswith("Z") for r in records)
@@ -193,17 +195,21 @@ async def test_audit_log_records_logins_and_rejections_without_secrets(
         assert secret not in text
 
 
-async def test_audit_goes_to_the_logger_without_a_file(
+async def test_audit_goes_to_standard_error_whatever_the_log_level(
     settings_for: Callable[..., Settings],
     app_for: Callable[..., FastAPI],
-    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With no audit file configured, records go to the `relmgr.audit` logger as JSON."""
+    """With no audit file, records go to standard error as JSON lines through the audit logger's
+    own handler, even when the process logs at WARNING (as `relmgr api` does)."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", logging.WARNING)
     app = app_for(settings_for(audit_log=None))
-    with caplog.at_level("INFO", logger="relmgr.audit"):
-        async with http_client(app) as api:
-            await api.post("/api/auth/login", data={"username": "admin", "password": "nope-nope"})
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "relmgr.audit"]
+    capsys.readouterr()
+    async with http_client(app) as api:
+        await api.post("/api/auth/login", data={"username": "admin", "password": "nope-nope"})
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [(line["event"], line["user"]) for line in lines] == [("login_failed", "admin")]
 
 
@@ -247,3 +253,66 @@ async def test_openapi_document_is_served_and_names_the_bearer_scheme(
     spec = (await api.get("/openapi.json")).json()
     scheme = spec["components"]["securitySchemes"]["OAuth2PasswordBearer"]
     assert scheme["flows"]["password"]["tokenUrl"] == "/api/auth/login"
+
+
+# --- what is never logged -------------------------------------------------------------------------
+
+
+def test_the_access_log_never_shows_a_query_string() -> None:
+    """uvicorn's access line for `/api/releases?access_token=...` keeps the path, not the query."""
+    from relmgr.api.server import RedactQueryFilter, log_config
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/api/releases?access_token=eyJ.secret.sig&q=x", "1.1", 401),
+        None,
+    )
+    assert RedactQueryFilter().filter(record) is True
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /api/releases?[redacted] HTTP/1.1" 401'
+    config = log_config()
+    assert config["handlers"]["access"]["filters"] == ["redact_query"]
+    assert config["filters"]["redact_query"]["()"] is RedactQueryFilter
+
+
+async def test_no_secret_token_or_password_reaches_any_log(
+    settings_for: Callable[..., Settings],
+    app_for: Callable[..., FastAPI],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Logins, refused and logged-out tokens, a token in the query and a broken users file log
+    none of the password, the token (or its signature), or the signing secret, anywhere."""
+    settings = settings_for(audit_log=None)
+    app = app_for(settings)
+    with caplog.at_level(logging.DEBUG):
+        async with http_client(app) as api:
+            token = (
+                await api.post("/api/auth/login", data={"username": "admin", "password": PASSWORD})
+            ).json()["access_token"]
+            await api.post("/api/auth/login", data={"username": "admin", "password": "Wr0ng-pw!"})
+            await api.get("/api/auth/me", params={"access_token": token})
+            await api.get("/api/auth/me", headers={"Authorization": f"Bearer {token}x"})
+            await api.post("/api/auth/logout", headers={"Authorization": f"Bearer {token}"})
+            await api.get("/api/releases", headers={"Authorization": f"Bearer {token}"})
+    # The test's own HTTP client (httpx) logs its request URLs; everything else is the server's.
+    server = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    logged = capsys.readouterr().err + "\n".join(r.getMessage() for r in server)
+    assert '"event":"logout"' in logged
+    for secret in (PASSWORD, "Wr0ng-pw!", token, token.split(".")[2], SECRET):
+        assert secret not in logged
+
+
+async def test_an_id_with_a_trailing_newline_is_422(
+    api: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """`/api/releases/rel-x%0A` is a malformed ID (422), not an unknown one (404)."""
+    for url in ("/api/releases/rel-demo%0A", "/api/entities/rel-demo.wave-1%0A"):
+        response = await api.get(url, headers=auth)
+        assert response.status_code == 422, url
+        assert response.json()["error"]["code"] == "invalid_id"
+    response = await api.get("/api/releases", params={"q": "demo\n"}, headers=auth)
+    assert response.status_code == 422

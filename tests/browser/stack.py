@@ -183,8 +183,9 @@ class TemporalStack:
 
 
 class StreamlitServer:
-    """`streamlit run streamlit_app.py` (from `root`, a checkout of relmgr) on a free 127.0.0.1
-    port, with the given RELMGR_* env."""
+    """`python -m relmgr.ui.server run streamlit_app.py` (from `root`, a checkout of relmgr; plain
+    `streamlit run` for a checkout that predates that module) on a free 127.0.0.1 port, with the
+    given RELMGR_* env."""
 
     def __init__(self, env: Mapping[str, str], log_file: Path, root: Path = ROOT) -> None:
         self.port = free_port()
@@ -202,10 +203,13 @@ class StreamlitServer:
 
     def start(self, wait_seconds: float = 60.0) -> None:
         """Start the server and wait until `/_stcore/health` answers ok."""
+        launcher = "relmgr.ui.server"
+        if not (self.root / "relmgr" / "ui" / "server.py").is_file():
+            launcher = "streamlit"
         command = [
             sys.executable,
             "-m",
-            "streamlit",
+            launcher,
             "run",
             "streamlit_app.py",
             "--server.port",
@@ -268,6 +272,7 @@ class Dashboard:
     streamlit: StreamlitServer
     account: Account
     cookie_key: str
+    users_file: Path | None = None
 
     @property
     def url(self) -> str:
@@ -319,7 +324,7 @@ def dashboard(
             try:
                 if seeded is not None:
                     seeded.result()
-                yield Dashboard(temporal, server, account, cookie_key)
+                yield Dashboard(temporal, server, account, cookie_key, users_file)
             finally:
                 server.stop()
         finally:

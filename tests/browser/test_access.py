@@ -14,6 +14,8 @@ import jwt
 import pytest
 from playwright.sync_api import Page, expect
 
+from relmgr.auth import load_users, session_epoch
+from relmgr.sessions import new_jti
 from tests.browser.conftest import Seeded, expect_page_title, sign_in, wait_for_cookie
 from tests.browser.stack import COOKIE_NAME, Dashboard
 
@@ -114,9 +116,10 @@ def _b64(data: dict[str, Any]) -> str:
     return urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
-def _claims(username: str = "alice") -> dict[str, Any]:
-    # What streamlit-authenticator 0.4.2 puts in its cookie: the user and an expiry timestamp.
-    return {"username": username, "exp_date": time.time() + 86_400}
+def _claims(username: str = "alice", epoch: str = "0" * 24) -> dict[str, Any]:
+    # What streamlit-authenticator 0.4.2 puts in its cookie (the user and an expiry timestamp),
+    # and relmgr's session ID and the user's session epoch.
+    return {"username": username, "exp_date": time.time() + 86_400, "jti": new_jti(), "ep": epoch}
 
 
 def _random_value(_: Dashboard, __: dict[str, Any]) -> str:
@@ -141,7 +144,10 @@ def _real_cookie_with_changed_claims(_: Dashboard, signed_in_state: dict[str, An
 
 
 def _signed_with_the_key(stack: Dashboard, _: dict[str, Any]) -> str:
-    return jwt.encode(_claims(), stack.cookie_key, algorithm="HS256")
+    assert stack.users_file is not None
+    user = load_users(stack.users_file).users[stack.account.username]
+    claims = _claims(stack.account.username, session_epoch(user))
+    return jwt.encode(claims, stack.cookie_key, algorithm="HS256")
 
 
 @pytest.mark.parametrize(
@@ -183,17 +189,23 @@ def test_a_cookie_signed_with_the_key_signs_in(
     expect(page.get_by_role("button", name="Sign in")).to_have_count(0)
 
 
-def test_a_cookie_copied_before_logout_signs_nobody_in(
-    open_page: Callable[..., Page], stack: Dashboard, seeded: Seeded
-) -> None:
-    """A cookie copied out of a signed-in browser is worth nothing once that session logs out:
-    another browser given the copy gets only the sign-in form, and loses the copy."""
+def signed_in_owner(open_page: Callable[..., Page], stack: Dashboard) -> tuple[Page, Any]:
+    """A page signed in through the form, and a copy of its session cookie."""
     page = open_page("owner")
     page.goto(stack.url)
     sign_in(page, stack)
     expect(page.get_by_text("Signed in as")).to_be_visible()
     wait_for_cookie(page)
     [copied] = session_cookies(page)
+    return page, copied
+
+
+def test_a_cookie_copied_before_logout_signs_nobody_in(
+    open_page: Callable[..., Page], stack: Dashboard, seeded: Seeded
+) -> None:
+    """A cookie copied out of a signed-in browser is worth nothing once that session logs out:
+    another browser given the copy gets only the sign-in form, and loses the copy."""
+    page, copied = signed_in_owner(open_page, stack)
 
     page.locator(".st-key-sign-out").get_by_role("button", name="Log out").click()
     expect_only_the_sign_in_form(page, seeded)
@@ -208,3 +220,56 @@ def test_a_cookie_copied_before_logout_signs_nobody_in(
     assert session_cookies(thief) == []
     thief.reload()
     expect_only_the_sign_in_form(thief, seeded)
+
+
+def _respelled(value: str) -> dict[str, str]:
+    """Other spellings of a cookie token that decode to the same claims (whitespace, which a
+    browser will not store in a cookie, is covered by tests/ui/test_login.py)."""
+    header, payload, signature = value.split(".")
+    return {
+        "trailing =": value + "=",
+        "trailing ==": value + "==",
+        "padded payload": f"{header}.{payload}{'=' * (-len(payload) % 4)}=.{signature}",
+        "padded signature": f"{header}.{payload}.{signature}{'=' * (-len(signature) % 4)}=",
+    }
+
+
+def test_no_spelling_of_a_copied_cookie_signs_in_after_logout(
+    open_page: Callable[..., Page], stack: Dashboard, seeded: Seeded
+) -> None:
+    """The copy of a logged-out cookie with `=` appended, or padding added, gets the sign-in form
+    on a deep link, and not one websocket frame carries a release ID or its data. Before logout,
+    the `=` spelling opened the release: it is the same token to the JWT library."""
+    page, copied = signed_in_owner(open_page, stack)
+    spellings = _respelled(copied["value"])
+
+    before = open_page("respelled-before-logout")
+    before.context.add_cookies([{**copied, "value": spellings["trailing ="]}])
+    before.goto(f"{stack.url}/release?release={seeded.done}")
+    expect_page_title(before, f"Release {seeded.done}")
+
+    page.locator(".st-key-sign-out").get_by_role("button", name="Log out").click()
+    expect_only_the_sign_in_form(page, seeded)
+
+    for kind, value in spellings.items():
+        thief = open_page(f"respelled-{kind.replace(' ', '-').replace('=', 'eq')}")
+        frames: list[str] = []
+        thief.on(
+            "websocket",
+            lambda ws, frames=frames: ws.on(
+                "framereceived",
+                lambda payload, frames=frames: frames.append(
+                    payload.decode("latin-1") if isinstance(payload, bytes) else payload
+                ),
+            ),
+        )
+        thief.context.add_cookies([{**copied, "value": value}])
+        thief.goto(f"{stack.url}/release?release={seeded.done}")
+        expect_only_the_sign_in_form(thief, seeded)
+        thief.reload()
+        expect_only_the_sign_in_form(thief, seeded)
+        assert frames, kind  # the websocket was watched: the form itself came over it
+        received = "".join(frames)
+        for release_id in seeded.ids:
+            assert release_id not in received, (kind, release_id)
+        assert "wave-1" not in received, kind

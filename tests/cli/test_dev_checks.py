@@ -264,3 +264,46 @@ def test_demo_starts_once_per_database(tmp_path: Path) -> None:
     assert not datadir.demo_due(data, wanted=True, database_existed=True)
     assert datadir.demo_due(data, wanted=True, database_existed=False)
     assert not data.seed_marker.exists()
+
+
+def test_an_existing_data_dir_is_tightened_to_owner_only_on_every_start(tmp_path: Path) -> None:
+    """A data directory (and its logs folder) left group/world-readable is 0700 after a start."""
+    root = tmp_path / "data"
+    (root / "logs").mkdir(parents=True)
+    root.chmod(0o755)
+    (root / "logs").chmod(0o777)
+    datadir.prepare_data_dir(root)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / "logs").stat().st_mode) == 0o700
+
+
+def test_dev_children_write_the_audit_log_in_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`relmgr dev` points RELMGR_AUDIT_LOG at logs/audit.log, unless the caller set it."""
+    from relmgr.dev.children import child_environment
+
+    monkeypatch.delenv("RELMGR_AUDIT_LOG", raising=False)
+    data = datadir.prepare_data_dir(tmp_path)
+    config = dev.DevConfig(data_dir=tmp_path)
+    env = child_environment(config, data, {})
+    assert env["RELMGR_AUDIT_LOG"] == str(tmp_path / "logs" / "audit.log")
+    monkeypatch.setenv("RELMGR_AUDIT_LOG", str(tmp_path / "mine.log"))
+    assert child_environment(config, data, {})["RELMGR_AUDIT_LOG"] == str(tmp_path / "mine.log")
+
+
+def test_relmgr_api_in_dev_mode_refuses_a_public_bind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`relmgr api --host 0.0.0.0` with RELMGR_DEV_MODE exits 1 with the reason, binding nothing."""
+    monkeypatch.setenv("RELMGR_DEV_MODE", "1")
+    monkeypatch.setenv("RELMGR_USERS_FILE", str(tmp_path / "users.yaml"))
+    from relmgr.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        status = cli.main(["api", "--host", "0.0.0.0", "--port", "1"])  # noqa: S104
+    finally:
+        get_settings.cache_clear()
+    assert status == 1
+    assert "listens on loopback only, not '0.0.0.0'" in capsys.readouterr().err

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from relmgr import cli
-from relmgr.auth import load_users, verify_password
+from relmgr.auth import load_users, revoke_sessions, session_epoch, verify_password
+from relmgr.errors import ConfigError
 from tests.cli.support import REPO_ROOT, relmgr_command, subprocess_env
 
 PASSWORD = "correct-horse-battery"
@@ -151,3 +152,78 @@ def test_real_stdin_of_the_console_command(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert verify_password(load_users(users_file), "carol", PASSWORD) is not None
     assert PASSWORD not in users_file.read_text()
+
+
+# --- users remove / revoke, and atomic writes ----------------------------------------------------
+
+
+def _alice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    users_file = tmp_path / "users.yaml"
+    args = ["--name", "Alice", "--password-stdin", "--users-file", str(users_file)]
+    assert _add(monkeypatch, PASSWORD + "\n", *args) == 0
+    return users_file
+
+
+def test_revoke_changes_the_users_session_epoch_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`users revoke alice` counts her session generation up (a new epoch), keeping her password;
+    a second revoke gives yet another epoch."""
+    users_file = _alice(tmp_path, monkeypatch)
+    before = load_users(users_file).users["alice"]
+    assert cli.main(["users", "revoke", "alice", "--users-file", str(users_file)]) == 0
+    after = load_users(users_file).users["alice"]
+    assert after.session_generation == before.session_generation + 1
+    assert after.password == before.password
+    assert session_epoch(after) != session_epoch(before)
+    assert "every session and token of alice ends" in capsys.readouterr().err
+    assert cli.main(["users", "revoke", "alice", "--users-file", str(users_file)]) == 0
+    again = load_users(users_file).users["alice"]
+    assert session_epoch(again) not in {session_epoch(before), session_epoch(after)}
+    # Setting a new password later keeps the count (a revoke is never undone).
+    args = ["--name", "Alice", "--password-stdin", "--users-file", str(users_file)]
+    assert _add(monkeypatch, "another-password\n", *args) == 0
+    assert load_users(users_file).users["alice"].session_generation == 2
+
+
+def test_remove_takes_the_user_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`users remove alice` leaves a valid file without her."""
+    users_file = _alice(tmp_path, monkeypatch)
+    assert cli.main(["users", "remove", "alice", "--users-file", str(users_file)]) == 0
+    assert load_users(users_file).users == {}
+    assert f"alice removed from {users_file}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["remove", "revoke"])
+def test_an_unknown_user_is_a_clear_error_and_the_file_is_untouched(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    """Removing or revoking a name not in the file exits 1 naming it; the file stays as it was."""
+    users_file = _alice(tmp_path, monkeypatch)
+    content = users_file.read_bytes()
+    assert cli.main(["users", command, "bob", "--users-file", str(users_file)]) == 1
+    assert "has no user 'bob'" in capsys.readouterr().err
+    assert users_file.read_bytes() == content
+
+
+def test_a_failed_write_leaves_the_old_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails half-way (disk full) leaves the previous file in place and no temporary
+    file behind: nobody is resurrected or locked out by a crash."""
+    users_file = _alice(tmp_path, monkeypatch)
+    content = users_file.read_bytes()
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("relmgr.auth.yaml.safe_dump", disk_full)
+    with pytest.raises(ConfigError, match=f"users file {users_file} cannot be written: No space"):
+        revoke_sessions(users_file, "alice")
+    assert users_file.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["users.yaml"]

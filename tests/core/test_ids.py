@@ -119,3 +119,18 @@ def test_search_refuses_anything_else(value: str) -> None:
     """Quotes, spaces, capitals, wildcards and over-long searches are refused."""
     with pytest.raises(InvalidIdError, match="malformed search"):
         ids.validate_search(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["rel-x\n", "rel-x.wave-1\n", "rel-x\r\n", "rel-x.wave-1.cluster-c1\n"]
+)
+def test_a_trailing_newline_is_refused(value: str) -> None:
+    """The whole string must match: `$` alone would let a trailing newline through."""
+    with pytest.raises(InvalidIdError):
+        ids.parse_entity_id(value)
+
+
+def test_a_search_with_a_trailing_newline_is_refused() -> None:
+    """Search text is matched in full too."""
+    with pytest.raises(InvalidIdError):
+        ids.validate_search("payments\n")

@@ -1,5 +1,5 @@
-"""The revoked sessions file: digests only, expiry pruning, atomic shared writes, a cheap cached
-read, and an unusable file that refuses cookies without being overwritten."""
+"""The revoked sessions store: `jti`s only, expiry pruning, atomic shared writes, a cheap cached
+read, and an unusable file that refuses cookies and tokens without being overwritten."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from relmgr import sessions
 from relmgr.errors import ConfigError
-from relmgr.sessions import cookie_accepted, is_revoked, revoke, token_digest
+from relmgr.sessions import RevocationStore, is_jti, new_jti
 from relmgr.settings import Settings
 
 NOW = 1_900_000_000.0
@@ -28,6 +28,26 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "shared" / "revoked-sessions.json"
 
 
+def jti(name: str) -> str:
+    """A well-formed `jti` standing for `name` in a test."""
+    return name.encode().hex().ljust(32, "0")[:32]
+
+
+def revoke(path: Path, names: dict[str, float], *, now: float) -> None:
+    """Revoke the `jti`s standing for `names`."""
+    RevocationStore(path).revoke({jti(n): e for n, e in names.items()}, now=now)
+
+
+def is_revoked(path: Path, name: str) -> bool:
+    """Whether the `jti` standing for `name` is revoked."""
+    return RevocationStore(path).is_revoked(jti(name))
+
+
+def accepted(path: Path, name: str) -> bool:
+    """Whether the `jti` standing for `name` may be used."""
+    return RevocationStore(path).accepts(jti(name))
+
+
 def age(path: Path, seconds: float = 60) -> None:
     """Date the file's last change `seconds` back, past the window in which it is re-read."""
     past = time.time() - seconds
@@ -37,24 +57,48 @@ def age(path: Path, seconds: float = 60) -> None:
 def test_a_missing_file_revokes_nothing(path: Path) -> None:
     """Before the first logout every cookie is accepted and none is revoked."""
     assert is_revoked(path, "token") is False
-    assert cookie_accepted(path, "token") is True
+    assert accepted(path, "token") is True
 
 
-def test_a_revoked_token_is_listed_as_its_digest_with_its_expiry(path: Path) -> None:
-    """The file (made with its folder, owner-only) holds the SHA-256 and expiry, not the token."""
+def test_a_revoked_session_is_listed_as_its_jti_with_its_expiry(path: Path) -> None:
+    """The file (made with its folder, owner-only) holds the `jti` and its expiry only."""
     revoke(path, {"the-token": LATER}, now=NOW)
     assert is_revoked(path, "the-token") is True
-    assert cookie_accepted(path, "the-token") is False
+    assert accepted(path, "the-token") is False
     assert is_revoked(path, "another-token") is False
-    assert cookie_accepted(path, "another-token") is True
+    assert accepted(path, "another-token") is True
     text = path.read_text(encoding="utf-8")
-    assert json.loads(text) == {"version": 1, "revoked": {token_digest("the-token"): LATER}}
-    assert "the-token" not in text
-    assert (
-        token_digest("the-token")
-        == "c2a73fcf61dfbdcadc79a10ba330b2ef5eb66fc0a6735ed69b796bb3c97b97ae"
-    )
+    assert json.loads(text) == {"version": 2, "revoked": {jti("the-token"): LATER}}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "abc", "A" * 32, "g" * 32, "0" * 31, "0" * 33, "0" * 32 + "\n", " " + "0" * 31, None, 7],
+)
+def test_a_malformed_jti_is_never_accepted(path: Path, value: object) -> None:
+    """Only 32 lowercase hex digits, the whole string, are a `jti`; anything else is refused."""
+    assert is_jti(value) is False
+    assert RevocationStore(path).accepts(value) is False
+
+
+def test_new_jtis_are_well_formed_and_distinct() -> None:
+    """Fresh `jti`s are 32 hex digits and never repeat."""
+    made = {new_jti() for _ in range(1000)}
+    assert len(made) == 1000
+    assert all(is_jti(j) for j in made)
+
+
+def test_a_version_1_file_of_digests_reads_as_empty(path: Path) -> None:
+    """The old format listed digests of cookies without a `jti` (all refused now): it is empty."""
+    path.parent.mkdir()
+    path.write_text('{"version": 1, "revoked": {"ab": 1e12}}', encoding="utf-8")
+    assert accepted(path, "token") is True
+    revoke(path, {"token": LATER}, now=NOW)
+    assert json.loads(path.read_text(encoding="utf-8")) == {
+        "version": 2,
+        "revoked": {jti("token"): LATER},
+    }
 
 
 def test_expired_entries_are_dropped_when_the_file_is_written(path: Path) -> None:
@@ -62,7 +106,7 @@ def test_expired_entries_are_dropped_when_the_file_is_written(path: Path) -> Non
     revoke(path, {"old": NOW + 10, "current": LATER}, now=NOW)
     revoke(path, {"new": LATER + 5, "already-expired": NOW + 15}, now=NOW + 20)
     listed = json.loads(path.read_text(encoding="utf-8"))["revoked"]
-    assert listed == {token_digest("current"): LATER, token_digest("new"): LATER + 5}
+    assert listed == {jti("current"): LATER, jti("new"): LATER + 5}
 
 
 def test_the_write_is_atomic_and_leaves_no_temporary_file(path: Path) -> None:
@@ -77,13 +121,13 @@ def test_the_write_is_atomic_and_leaves_no_temporary_file(path: Path) -> None:
 
 def test_concurrent_logouts_all_land(path: Path) -> None:
     """Eight writers at once (replicas sharing the file) lose none of each other's entries."""
-    tokens = [f"token-{i}-{j}" for i in range(8) for j in range(5)]
+    tokens = [f"t-{i}-{j}" for i in range(8) for j in range(5)]
     start = threading.Barrier(8)
 
     def writer(i: int) -> None:
         start.wait()
         for j in range(5):
-            revoke(path, {f"token-{i}-{j}": LATER}, now=NOW)
+            revoke(path, {f"t-{i}-{j}": LATER}, now=NOW)
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
     for thread in threads:
@@ -91,7 +135,7 @@ def test_concurrent_logouts_all_land(path: Path) -> None:
     for thread in threads:
         thread.join()
     listed = json.loads(path.read_text(encoding="utf-8"))["revoked"]
-    assert sorted(listed) == sorted(token_digest(t) for t in tokens)
+    assert sorted(listed) == sorted(jti(t) for t in tokens)
 
 
 def test_a_settled_file_is_read_once_for_many_checks(
@@ -123,7 +167,7 @@ def test_a_fresh_file_is_not_trusted_to_the_cache(path: Path) -> None:
     revoke(path, {"aaaa": LATER}, now=NOW)
     assert is_revoked(path, "aaaa") is True
     before = path.stat()
-    text = path.read_text(encoding="utf-8").replace(token_digest("aaaa"), token_digest("bbbb"))
+    text = path.read_text(encoding="utf-8").replace(jti("aaaa"), jti("bbbb"))
     with path.open("r+", encoding="utf-8") as out:
         out.write(text)
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -141,12 +185,12 @@ def test_a_fresh_file_is_not_trusted_to_the_cache(path: Path) -> None:
     ("content", "problem"),
     [
         (b"{not json", "is not a revocation list: Expecting property name"),
-        (b'{"revoked": {}}', 'is not a revocation list: expected an object with "version": 1'),
-        (b"[]", 'is not a revocation list: expected an object with "version": 1'),
-        (b'{"version": 1, "revoked": []}', 'expected "revoked" to be an object'),
-        (b'{"version": 1, "revoked": {"abc": "soon"}}', "the expiry of 'abc' is not a number"),
-        (b'{"version": 1, "revoked": {"abc": true}}', "the expiry of 'abc' is not a number"),
-        (b'{"version": 1, "revoked": {"abc": NaN}}', "the expiry of 'abc' is not finite"),
+        (b'{"revoked": {}}', 'is not a revocation list: expected an object with "version": 2'),
+        (b"[]", 'is not a revocation list: expected an object with "version": 2'),
+        (b'{"version": 2, "revoked": []}', 'expected "revoked" to be an object'),
+        (b'{"version": 2, "revoked": {"abc": "soon"}}', "the expiry of 'abc' is not a number"),
+        (b'{"version": 2, "revoked": {"abc": true}}', "the expiry of 'abc' is not a number"),
+        (b'{"version": 2, "revoked": {"abc": NaN}}', "the expiry of 'abc' is not finite"),
         (b"\xff\xfe{}", "cannot be read: UnicodeDecodeError"),
     ],
     ids=["not-json", "no-version", "a-list", "revoked-list", "text", "bool", "nan", "not-utf8"],
@@ -159,7 +203,7 @@ def test_an_unusable_file_refuses_cookies_and_is_not_overwritten(
     path.parent.mkdir()
     path.write_bytes(content)
     with caplog.at_level(logging.WARNING, logger="relmgr.sessions"):
-        assert cookie_accepted(path, "token") is False
+        assert accepted(path, "token") is False
     assert is_revoked(path, "token") is False
     [message] = {r.getMessage() for r in caplog.records if r.name == "relmgr.sessions"}
     assert message.startswith(f"revoked sessions file {path} ")
@@ -168,7 +212,7 @@ def test_an_unusable_file_refuses_cookies_and_is_not_overwritten(
         revoke(path, {"token": LATER}, now=NOW)
     assert raised.value.message.startswith(f"revoked sessions file {path} ")
     assert raised.value.message.endswith(
-        "; not overwritten. Fix or remove it (no sign-in cookie is accepted meanwhile)"
+        "; not overwritten. Fix or remove it (no sign-in cookie or token is accepted meanwhile)"
     )
     assert path.read_bytes() == content
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from pydantic import SecretStr
 
 from relmgr.errors import ConfigError
-from relmgr.settings import Settings, check_secret, get_settings
+from relmgr.settings import (
+    MAX_TOKEN_MINUTES,
+    Settings,
+    check_bind,
+    check_secret,
+    estimated_bits,
+    get_settings,
+)
 
 STRONG = "k3J9x-Qw7PzL2mN8vB4cR6tY1uI0oA5sD3fG7hJ9kL2zX"
 
@@ -58,3 +67,56 @@ def test_invalid_settings_raise_a_config_error_naming_the_variable(
             get_settings()
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a" * 40, "ab" * 20, "abcdefgh" * 5, "abcdefghi" * 5],
+    ids=["one-char", "two-chars", "eight-chars", "nine-chars"],
+)
+def test_long_but_predictable_secrets_are_refused_outside_dev_mode(value: str) -> None:
+    """Length is not enough: repeated characters are refused, naming the variable, not the value."""
+    with pytest.raises(ConfigError, match="RELMGR_JWT_SECRET is too predictable") as caught:
+        check_secret("jwt_secret", SecretStr(value), dev_mode=False)
+    assert value not in caught.value.message
+
+
+def test_generated_secrets_pass_the_strength_check() -> None:
+    """What the docs tell people to run (token_urlsafe, token_hex) always passes."""
+    for _ in range(200):
+        for value in (secrets.token_urlsafe(32), secrets.token_urlsafe(48), secrets.token_hex(32)):
+            assert check_secret("cookie_key", SecretStr(value), dev_mode=False) == value
+
+
+def test_estimated_bits_counts_character_frequencies() -> None:
+    """No bits for one repeated character; 1 bit a character for two, evenly mixed."""
+    assert estimated_bits("a" * 40) == 0
+    assert estimated_bits("ab" * 20) == pytest.approx(40.0)
+
+
+def test_token_lifetime_is_at_most_eight_hours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default is an hour; RELMGR_TOKEN_MINUTES takes at most 8 h, 8 h + 1 min is refused."""
+    assert Settings().token_minutes == 60
+    assert MAX_TOKEN_MINUTES == 480
+    assert Settings(token_minutes=480).token_minutes == 480
+    monkeypatch.setenv("RELMGR_TOKEN_MINUTES", "481")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="RELMGR_TOKEN_MINUTES: Input should be less than"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "example.com"])  # noqa: S104
+def test_dev_mode_refuses_a_non_loopback_bind(host: str) -> None:
+    """Dev mode accepts weak secrets, so it listens on loopback only; outside it any host goes."""
+    with pytest.raises(ConfigError, match="listens on loopback only"):
+        check_bind(Settings(dev_mode=True), host)
+    check_bind(Settings(dev_mode=False), host)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_dev_mode_binds_loopback(host: str) -> None:
+    """Loopback addresses are fine in dev mode."""
+    check_bind(Settings(dev_mode=True), host)

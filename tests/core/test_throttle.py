@@ -38,11 +38,12 @@ def test_usernames_are_counted_apart_and_case_blind() -> None:
 
 
 def test_a_client_is_limited_across_usernames() -> None:
-    """Guessing many names from one address trips the client key (the API passes one)."""
-    limiter = LoginLimiter(2)
+    """Guessing many names from one address trips the (looser) client key."""
+    limiter = LoginLimiter(2, 3)
     fail(limiter, "a", "10.0.0.1")
     fail(limiter, "b", "10.0.0.1")
-    throttle = limiter.start("c", "10.0.0.1")
+    fail(limiter, "c", "10.0.0.1")
+    throttle = limiter.start("d", "10.0.0.1")
     assert throttle is not None
     assert throttle.scope == "client"
     assert limiter.start("c", "10.0.0.2") is None
@@ -77,3 +78,12 @@ def test_parallel_threads_never_let_more_than_the_limit_through() -> None:
     for thread in threads:
         thread.join()
     assert sorted(let_through) == [False] * 15 + [True] * 5
+
+
+def test_failing_other_names_does_not_lock_a_named_user_out() -> None:
+    """Twice the per-username limit of failures for random names, from one client, leaves the
+    client key open: `admin` with the right password is still let through."""
+    limiter = LoginLimiter(5)
+    for i in range(10):
+        assert fail(limiter, f"random-{i}", "10.0.0.1") is None
+    assert limiter.start("admin", "10.0.0.1") is None

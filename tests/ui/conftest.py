@@ -4,6 +4,7 @@ behind the UI's seam, and AppTest instances of the real entry point, signed in o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,14 @@ import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from relmgr.auth import add_user
+from relmgr.auth import add_user, load_users
 from relmgr.models import EntityState, ReleaseHierarchy
 from relmgr.reader.base import ReleaseReader
 from relmgr.reader.fake import FakeReader
 from relmgr.settings import Settings, get_settings
 from relmgr.ui import runtime
-from relmgr.ui.login import login_limiter
+from relmgr.ui.login import SESSION_KEY, SessionRecord, login_limiter
+from relmgr.users_store import shared_store
 from tests.factories import make_hierarchy
 
 APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
@@ -57,9 +59,11 @@ def environment(
     monkeypatch.setenv("RELMGR_REVOKED_SESSIONS_FILE", str(tmp_path / "revoked-sessions.json"))
     get_settings.cache_clear()
     login_limiter.cache_clear()
+    shared_store.cache_clear()
     yield
     get_settings.cache_clear()
     login_limiter.cache_clear()
+    shared_store.cache_clear()
 
 
 def demo_tree() -> ReleaseHierarchy:
@@ -125,10 +129,12 @@ def new_app(fake: FakeReader, steady_process: None) -> Callable[[], AppTest]:
 
 
 def sign_in(at: AppTest) -> AppTest:
-    """Put the session into the signed-in state streamlit-authenticator itself would leave."""
+    """Put the session into the signed-in state a password sign-in leaves (with its record)."""
+    user = load_users(get_settings().users_file).users[USERNAME]
     at.session_state["authentication_status"] = True
     at.session_state["username"] = USERNAME
     at.session_state["name"] = NAME
+    at.session_state[SESSION_KEY] = asdict(SessionRecord.new(user, 1.0))
     return at
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -15,18 +16,16 @@ import bcrypt
 import extra_streamlit_components as stx
 import jwt
 import pytest
-import streamlit as st
-from streamlit.runtime.context import ContextProxy, StreamlitCookies
+from streamlit.runtime.context import ContextProxy, StreamlitCookies, StreamlitHeaders
 from streamlit.testing.v1 import AppTest
-from streamlit_authenticator.controllers import CookieController
 
 from relmgr import auth
+from relmgr.auth import load_users, remove_user, revoke_sessions, session_epoch, write_users
 from relmgr.reader.fake import FakeReader
-from relmgr.sessions import token_digest
+from relmgr.sessions import new_jti
 from relmgr.settings import get_settings
 from relmgr.ui.login import (
-    SIGNED_OUT_ELSEWHERE,
-    SIGNED_OUT_USER_GONE,
+    SESSION_ENDED,
     TOO_MANY_FAILURES,
     WRONG_CREDENTIALS,
 )
@@ -179,7 +178,7 @@ def test_the_cookie_key_can_come_from_streamlit_secrets(
     monkeypatch.delenv("RELMGR_COOKIE_KEY")
     get_settings.cache_clear()
     at = new_app()
-    at.secrets["cookie_key"] = "s" * 40
+    at.secrets["cookie_key"] = "s" * 8 + "0123456789abcdefghijklmnopqrstuvwxyz"
     only_the_login_form(at.run())
     at = new_app()
     at.secrets["cookie_key"] = "changeme"
@@ -241,23 +240,11 @@ def test_signed_in_state_reached_through_session_state(app: AppTest) -> None:
     assert [t.value for t in at.title] == ["Releases"]
 
 
-def remembered_cookie(monkeypatch: pytest.MonkeyPatch, username: str) -> None:
-    """Make streamlit-authenticator find a valid re-authentication cookie for `username`.
-
-    Like the library's own reader, it finds none once the session has logged out."""
-    token = {"username": username, "exp_date": time.time() + 3600}
-
-    def get_cookie(self: CookieController) -> dict[str, object] | bool:
-        return False if st.session_state.get("logout") else token
-
-    monkeypatch.setattr(CookieController, "get_cookie", get_cookie)
-
-
 def test_a_valid_cookie_signs_in_without_the_form(
     new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A new session with the signed cookie of a known user goes straight to the data."""
-    remembered_cookie(monkeypatch, USERNAME)
+    browser_sends(monkeypatch, {COOKIE_NAME: signed_cookie()})
     at = new_app().run()
     assert not at.exception
     assert at.session_state["username"] == USERNAME
@@ -269,7 +256,7 @@ def test_logout_is_not_undone_by_the_cookie(
     new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After logout the session shows the form even though the browser sent a cookie."""
-    remembered_cookie(monkeypatch, USERNAME)
+    browser_sends(monkeypatch, {COOKIE_NAME: signed_cookie()})
     at = new_app().run()
     at.sidebar.button(key="sign-out").click().run()
     only_the_login_form(at)
@@ -280,13 +267,10 @@ def test_logout_is_not_undone_by_the_cookie(
 def test_a_cookie_of_a_removed_user_asks_for_a_sign_in(
     new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A cookie naming a user no longer in the file is dropped; the form comes back."""
-    remembered_cookie(monkeypatch, "ghost")
+    """A cookie naming a user no longer in the file gets the form like any refused cookie."""
+    browser_sends(monkeypatch, {COOKIE_NAME: signed_cookie("ghost")})
     at = new_app().run()
-    assert not at.exception
-    assert [i.value for i in at.info] == [SIGNED_OUT_USER_GONE]
-    assert [t.label for t in at.text_input] == ["Username", "Password"]
-    assert len(at.title) == 0
+    only_the_login_form(at)
     assert fake.calls == []
 
 
@@ -303,9 +287,18 @@ def browser_sends(monkeypatch: pytest.MonkeyPatch, cookies: dict[str, str]) -> N
     )
 
 
-def signed_cookie(username: str = USERNAME, lifetime: float = 3600) -> str:
-    """A cookie token the dashboard itself would set: the user and an expiry, HS256 with the key."""
-    payload = {"username": username, "exp_date": time.time() + lifetime}
+def signed_cookie(username: str = USERNAME, lifetime: float = 3600, **claims: object) -> str:
+    """A cookie token the dashboard itself would set: the user, an expiry, a fresh `jti` and the
+    user's current session epoch, HS256 with the key (`claims` override or, as None, drop)."""
+    user = load_users(get_settings().users_file).get(username)
+    payload: dict[str, object] = {
+        "username": username,
+        "exp_date": time.time() + lifetime,
+        "jti": new_jti(),
+        "ep": session_epoch(user) if user is not None else "0" * 24,
+    }
+    payload.update(claims)
+    payload = {k: v for k, v in payload.items() if v is not None}
     return jwt.encode(payload, COOKIE_KEY, algorithm="HS256")
 
 
@@ -366,17 +359,91 @@ def test_a_copy_of_the_cookie_signs_nobody_in_after_logout(
     assert len(fake.calls) == reads
 
 
-def test_the_revoked_sessions_file_holds_a_digest_and_the_expiry_never_the_token(
+def test_the_revoked_sessions_file_holds_the_jti_and_the_expiry_never_the_token(
     new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Logout lists the SHA-256 of the cookie with the cookie's own expiry."""
+    """Logout lists the cookie's `jti` with the cookie's own expiry."""
     cookie = signed_cookie(lifetime=5000)
-    expiry = jwt.decode(cookie, COOKIE_KEY, algorithms=["HS256"])["exp_date"]
+    claims = jwt.decode(cookie, COOKIE_KEY, algorithms=["HS256"])
     browser_sends(monkeypatch, {COOKIE_NAME: cookie})
     log_out(new_app().run())
     text = revoked_file().read_text(encoding="utf-8")
-    assert json.loads(text) == {"version": 1, "revoked": {token_digest(cookie): expiry}}
-    assert cookie not in text
+    assert json.loads(text) == {"version": 2, "revoked": {claims["jti"]: claims["exp_date"]}}
+    assert cookie.split(".")[2] not in text
+
+
+def spellings(token: str) -> dict[str, str]:
+    """Other spellings of a cookie token that decode to the same claims."""
+    header, payload, signature = token.split(".")
+    return {
+        "trailing =": token + "=",
+        "trailing ==": token + "==",
+        "padded signature": f"{header}.{payload}.{signature}{'=' * (-len(signature) % 4)}=",
+        "padded payload": f"{header}.{payload}{'=' * (-len(payload) % 4)}=.{signature}",
+        "leading space": " " + token,
+        "trailing space": token + " ",
+        "trailing newline": token + "\n",
+    }
+
+
+def test_a_respelled_cookie_is_the_same_session(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before logout, the cookie with `=` appended signs in: it is the same token to the JWT
+    library (which is why revocation cannot be keyed by the cookie's text)."""
+    cookie = signed_cookie()
+    browser_sends(monkeypatch, {COOKIE_NAME: spellings(cookie)["trailing ="]})
+    signed_in_with_the_cookie(new_app().run())
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "trailing =",
+        "trailing ==",
+        "padded signature",
+        "padded payload",
+        "leading space",
+        "trailing space",
+        "trailing newline",
+    ],
+)
+def test_no_spelling_of_a_logged_out_cookie_signs_in(
+    new_app: Callable[[], AppTest],
+    fake: FakeReader,
+    monkeypatch: pytest.MonkeyPatch,
+    spelling: str,
+) -> None:
+    """After logout, the copied cookie in another spelling gets the sign-in form and no data."""
+    cookie = signed_cookie()
+    browser_sends(monkeypatch, {COOKIE_NAME: cookie})
+    signed_in_with_the_cookie(new_app().run())
+    only_the_login_form(log_out(new_app().run()))
+    browser_sends(monkeypatch, {COOKIE_NAME: spellings(cookie)[spelling]})
+    reads = len(fake.calls)
+    thief = new_app().run()
+    only_the_login_form(thief)
+    assert thief.session_state["authentication_status"] is None
+    thief.run()
+    only_the_login_form(thief)
+    assert len(fake.calls) == reads
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"jti": None}, {"ep": None}, {"jti": "not-a-jti"}, {"jti": 7}, {"ep": "0" * 24}],
+    ids=["no-jti", "no-epoch", "malformed-jti", "numeric-jti", "old-epoch"],
+)
+def test_a_cookie_without_a_valid_jti_or_epoch_is_refused(
+    new_app: Callable[[], AppTest],
+    fake: FakeReader,
+    monkeypatch: pytest.MonkeyPatch,
+    claims: dict[str, object],
+) -> None:
+    """A signed cookie lacking a `jti` or the user's current epoch gets the form and no data."""
+    browser_sends(monkeypatch, {COOKIE_NAME: signed_cookie(**claims)})
+    only_the_login_form(new_app().run())
+    assert fake.calls == []
 
 
 def test_the_cookie_set_after_a_form_sign_in_is_listed_at_logout(
@@ -405,7 +472,7 @@ def test_a_session_signed_in_with_a_cookie_ends_when_it_is_logged_out_elsewhere(
     signed_in_with_the_cookie(second)
     log_out(second)
     first.run()
-    assert [i.value for i in first.info] == [SIGNED_OUT_ELSEWHERE]
+    assert [i.value for i in first.info] == [SESSION_ENDED]
     assert [t.label for t in first.text_input] == ["Username", "Password"]
     assert first.session_state["authentication_status"] is None
     assert len(first.title) == 0
@@ -534,3 +601,170 @@ def test_an_unknown_username_costs_one_bcrypt_check_of_the_users_cost(
     submit_login(at, USERNAME, "wrong password!")
     assert [h[:7] for h in checked] == [b"$2b$12$", b"$2b$12$"]
     assert checked[0] != checked[1]  # the dummy, then alice's own hash
+
+
+# --- Sessions follow the user -------------------------------------------------------------------
+
+
+def own_users_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *roles: str) -> Path:
+    """A copy of the users file for this test (alice with `roles`, if given)."""
+    path = tmp_path / "users.yaml"
+    alice = load_users(get_settings().users_file).users[USERNAME]
+    if roles:
+        alice = alice.model_copy(update={"roles": roles})
+    write_users(path, [alice])
+    monkeypatch.setenv("RELMGR_USERS_FILE", str(path))
+    get_settings.cache_clear()
+    return path
+
+
+def touch(path: Path, seconds: int) -> None:
+    """Move the file's mtime on, so a whole-second filesystem still shows the change."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + seconds * 1_000_000_000))
+
+
+@pytest.mark.parametrize("change", ["new password", "new role", "revoke", "removed"])
+def test_a_change_to_the_user_ends_its_sessions_and_cookies(
+    new_app: Callable[[], AppTest],
+    fake: FakeReader,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    change: str,
+) -> None:
+    """A new password or role, `relmgr users revoke`, or removing the user ends an open session
+    at its next run (the same message whatever the change) and refuses the cookie it had."""
+    path = own_users_file(monkeypatch, tmp_path)
+    cookie = signed_cookie()
+    browser_sends(monkeypatch, {COOKIE_NAME: cookie})
+    at = new_app().run()
+    signed_in_with_the_cookie(at)
+    alice = load_users(path).users[USERNAME]
+    if change == "new password":
+        write_users(path, [alice.model_copy(update={"password": auth.hash_password("new pass 2")})])
+    elif change == "new role":
+        write_users(path, [alice.model_copy(update={"roles": ("operator",)})])
+    elif change == "revoke":
+        revoke_sessions(path, USERNAME)
+    else:
+        remove_user(path, USERNAME)
+    touch(path, 2)
+    reads = len(fake.calls)
+    at.run()
+    assert [i.value for i in at.info] == [SESSION_ENDED]
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert len(at.title) == 0
+    only_the_login_form(new_app().run())
+    assert len(fake.calls) == reads
+
+
+def test_a_broken_users_file_edit_keeps_the_last_good_one_and_tells_admins(
+    new_app: Callable[[], AppTest],
+    fake: FakeReader,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A YAML error in an edit signs nobody out and locks nobody out: the last good users stay in
+    force, the error is logged with its line, and admins see a banner."""
+    path = own_users_file(monkeypatch, tmp_path, "admin")
+    at = submit_login(new_app().run(), USERNAME, PASSWORD)
+    assert [t.value for t in at.title] == ["Releases"]
+    path.write_text("credentials:\n  usernames:\n    alice: [unclosed\n", encoding="utf-8")
+    touch(path, 2)
+    with caplog.at_level(logging.ERROR, logger="relmgr.users"):
+        at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Releases"]
+    [banner] = [e.value for e in at.error]
+    assert banner.startswith("**The users file on disk is broken; the last good version stays")
+    assert "line 4" in banner
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "relmgr.users"]
+    assert f"users file {path} is not valid YAML at line 4" in logged
+    other = submit_login(new_app().run(), USERNAME, PASSWORD)  # signing in still works
+    assert [t.value for t in other.title] == ["Releases"]
+
+
+def test_a_viewer_sees_no_users_file_banner(
+    new_app: Callable[[], AppTest],
+    fake: FakeReader,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The banner is for admins only; a viewer's pages show no error."""
+    path = own_users_file(monkeypatch, tmp_path, "viewer")
+    at = submit_login(new_app().run(), USERNAME, PASSWORD)
+    path.write_text("credentials: [unclosed", encoding="utf-8")
+    touch(path, 2)
+    at.run()
+    assert [t.value for t in at.title] == ["Releases"]
+    assert [e.value for e in at.error] == []
+
+
+def browser_forwarded_for(monkeypatch: pytest.MonkeyPatch, forwarded_for: str) -> None:
+    """Make the session's request headers carry this X-Forwarded-For (the peer is loopback)."""
+    monkeypatch.setattr(
+        ContextProxy,
+        "headers",
+        property(lambda self: StreamlitHeaders([("X-Forwarded-For", forwarded_for)])),
+    )
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_limit(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the proxy trusted, one outsider failing names until its client limit trips does not
+    hold up alice coming through the same proxy from another address."""
+    monkeypatch.setenv("RELMGR_TRUSTED_PROXIES", "127.0.0.1")
+    monkeypatch.setenv("RELMGR_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE", "2")
+    get_settings.cache_clear()
+    browser_forwarded_for(monkeypatch, "198.51.100.7")
+    outsider = new_app().run()
+    for name in ("u1", "u2"):
+        submit_login(outsider, name, "wrong password!")
+        assert [e.value for e in outsider.error] == [WRONG_CREDENTIALS]
+    assert 55 <= throttled_for(submit_login(outsider, "u3", "wrong password!")) <= 60
+    browser_forwarded_for(monkeypatch, "192.0.2.1")
+    at = submit_login(new_app().run(), USERNAME, PASSWORD)
+    assert [t.value for t in at.title] == ["Releases"]
+
+
+def test_without_trusted_proxies_forwarded_for_is_ignored(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unset, a rotated X-Forwarded-For does not give a client a fresh limit."""
+    monkeypatch.setenv("RELMGR_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE", "2")
+    get_settings.cache_clear()
+    for n, name in enumerate(("u1", "u2")):
+        browser_forwarded_for(monkeypatch, f"198.51.100.{n}")
+        submit_login(new_app().run(), name, "wrong password!")
+    browser_forwarded_for(monkeypatch, "198.51.100.9")
+    assert 55 <= throttled_for(submit_login(new_app().run(), "u3", "x")) <= 60
+
+
+def test_no_cookie_password_or_key_reaches_the_logs(
+    new_app: Callable[[], AppTest],
+    fake: FakeReader,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Signing in with a cookie and a password, a refused copy, a wrong password, and a logout
+    that cannot be recorded (logged as an error) write no cookie, password or key anywhere."""
+    cookie = signed_cookie()
+    browser_sends(monkeypatch, {COOKIE_NAME: cookie})
+    with caplog.at_level(logging.DEBUG):
+        at = new_app().run()
+        signed_in_with_the_cookie(at)
+        log_out(at)
+        browser_sends(monkeypatch, {COOKIE_NAME: cookie + "="})
+        thief = new_app().run()
+        only_the_login_form(thief)
+        submit_login(thief, USERNAME, "Wr0ng-Passw0rd!")
+        revoked_file().write_text("{broken", encoding="utf-8")
+        log_out(submit_login(thief, USERNAME, PASSWORD))
+    captured = capfd.readouterr()
+    logged = "\n".join(r.getMessage() for r in caplog.records) + captured.out + captured.err
+    assert "logout not recorded" in logged
+    for secret in (cookie, cookie.split(".")[2], PASSWORD, "Wr0ng-Passw0rd!", COOKIE_KEY):
+        assert secret not in logged

@@ -1,4 +1,4 @@
-"""Logging in for a bearer token, and asking whose token it is."""
+"""Logging in for a bearer token, logging it out, and asking whose token it is."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from fastapi.security import OAuth2PasswordRequestForm
 from starlette.concurrency import run_in_threadpool
 
 from relmgr.api.audit import AuditEvent
-from relmgr.api.deps import CurrentUser, StateDep, client_address
+from relmgr.api.bodies import AUTH_BODY_LIMIT
+from relmgr.api.deps import CurrentUser, SessionDep, StateDep, client_address
 from relmgr.api.errors import UNAUTHORIZED_DOC, ApiError, error_doc
 from relmgr.api.schemas import TokenResponse, UserInfo
+from relmgr.errors import ConfigError
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -30,6 +32,12 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
             "Wrong username or password.",
             "invalid_credentials",
             "wrong username or password",
+        ),
+        413: error_doc(
+            f"A body over {AUTH_BODY_LIMIT} bytes (refused before it is parsed).",
+            "payload_too_large",
+            f"request body too large: at most {AUTH_BODY_LIMIT} bytes",
+            {"limit": AUTH_BODY_LIMIT},
         ),
         422: error_doc(
             "A missing or malformed form field.",
@@ -79,7 +87,7 @@ async def login(
     if user is None:
         state.audit.record(AuditEvent.LOGIN_FAILED, client=client, username=form.username)
         raise ApiError(401, "invalid_credentials", "wrong username or password")
-    issued = state.tokens.issue(user.username)
+    issued = state.tokens.issue(user)
     # A token response must never be cached (RFC 6749, section 5.1).
     response.headers["Cache-Control"] = "no-store"
     state.audit.record(AuditEvent.LOGIN_SUCCEEDED, client=client, username=user.username)
@@ -92,6 +100,38 @@ async def login(
     summary="The user the bearer token belongs to",
     responses={401: UNAUTHORIZED_DOC},
 )
-async def me(user: CurrentUser) -> UserInfo:
+async def me(user: CurrentUser, response: Response) -> UserInfo:
     """Who you are, as the users file says now."""
+    response.headers["Cache-Control"] = "no-store"
     return UserInfo(username=user.username, name=user.name, email=user.email, roles=user.roles)
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    summary="End the bearer token presented",
+    responses={
+        401: UNAUTHORIZED_DOC,
+        503: error_doc(
+            "The revoked sessions file cannot be written; the token stays valid.",
+            "service_unavailable",
+            "logout not recorded: the revoked sessions file cannot be written",
+        ),
+    },
+)
+async def logout(request: Request, session: SessionDep, state: StateDep) -> Response:
+    """Revoke this token: from now on every request with it gets 401, on every replica."""
+    try:
+        await run_in_threadpool(
+            state.revocations.revoke, {session.claims.jti: float(session.claims.expires_at)}
+        )
+    except ConfigError as exc:
+        raise ApiError(
+            503,
+            "service_unavailable",
+            "logout not recorded: the revoked sessions file cannot be written",
+        ) from exc
+    state.audit.record(
+        AuditEvent.LOGOUT, client=client_address(request), username=session.user.username
+    )
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})

@@ -4,6 +4,7 @@ misfits a deployment gets wrong (another CA, an X.509 v1 certificate, a key of a
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,8 +91,10 @@ class Authority:
         _write_cert(cert, cert_file)
         return cls(name, key, cert, cert_file)
 
-    def issue(self, directory: Path, name: str, *, server: bool, dns_name: str = "") -> Pair:
-        """A leaf certificate for a server (SAN `dns_name`) or a client, with its key."""
+    def issue(
+        self, directory: Path, name: str, *, server: bool, dns_name: str = "", ip: str = ""
+    ) -> Pair:
+        """A leaf certificate for a server (SANs `dns_name`, `ip`) or a client, with its key."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -111,10 +114,11 @@ class Authority:
                 critical=False,
             )
         )
-        if dns_name:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False
-            )
+        names: list[x509.GeneralName] = [x509.DNSName(dns_name)] if dns_name else []
+        if ip:
+            names.append(x509.IPAddress(ipaddress.ip_address(ip)))
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         return self._save(directory, name, builder.sign(self.key, hashes.SHA256()), key)
 
     def issue_v1(self, directory: Path, name: str) -> Pair:

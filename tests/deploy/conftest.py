@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
@@ -53,6 +56,21 @@ class Backend:
         }
 
 
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_file: Path) -> None:
+    """Until a dashboard at `url` answers /_stcore/health; fails with its log if it exits or
+    takes over 60 s."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, log_file.read_text()
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=1, trust_env=False).text == "ok":
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, log_file.read_text()
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="package")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     """One dev server and worker for the package's dashboards, with one finished release."""
@@ -85,9 +103,10 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
         loop.close()
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """One headless Chromium for the package."""
+    """One headless Chromium per module: Playwright's sync API keeps an event loop running in
+    this thread while it is open, which the package's async tests cannot share."""
     if not CHROMIUM.exists():
         pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}")
     expect.set_options(timeout=LOAD_TIMEOUT_MS)

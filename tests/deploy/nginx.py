@@ -32,7 +32,8 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log info;
 events {{ worker_connections 256; }}
 http {{
-    access_log {prefix}/access.log;
+    log_format relmgr_test '$cookie_relmgr_route $upstream_addr $status $request_uri';
+    access_log {prefix}/access.log relmgr_test;
     client_body_temp_path {prefix}/tmp/body;
     proxy_temp_path {prefix}/tmp/proxy;
     fastcgi_temp_path {prefix}/tmp/fastcgi;

@@ -33,10 +33,11 @@ pytestmark = pytest.mark.integration
 SERVER_NAME = "temporal.relmgr.test"
 API_KEY = "relmgr-test-api-key-0123456789"
 DIAGNOSIS_SECONDS = 5.0
-# A process also imports FastAPI, uvicorn and the SDK before it tries anything: ~2-4 s on the
-# shared CI machine. The API serves nothing before its first connection attempt has ended, so
-# its first answer already carries the diagnosis.
-PROCESS_START_SECONDS = 6.0
+# A process first imports FastAPI, uvicorn and the SDK: 2-4 s on an idle machine, 10 s and more
+# on the shared CI box, which is not what is measured. What is: the API serves nothing before its
+# first connection attempt has ended, so its first answer already names the cause; the 5 s bound
+# is asserted on the same code path in-process (test_api_ready_and_log_name_cause_and_setting).
+PROCESS_START_SECONDS = 30.0
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -306,7 +307,7 @@ def test_relmgr_api_process_logs_and_reports_a_missing_client_certificate(
         )
     try:
         body = ""
-        while time.monotonic() - started < DIAGNOSIS_SECONDS + PROCESS_START_SECONDS:
+        while time.monotonic() - started < PROCESS_START_SECONDS:
             assert process.poll() is None, log_file.read_text()
             try:
                 answer = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1, trust_env=False)
@@ -316,11 +317,10 @@ def test_relmgr_api_process_logs_and_reports_a_missing_client_certificate(
             body = answer.json()["error"]["message"]
             break
         elapsed = time.monotonic() - started
-        print(f"\nrelmgr api: /ready names the cause {elapsed:.2f} s after start: {body}")
+        print(f"\nrelmgr api: its first /ready answer, {elapsed:.2f} s after exec: {body}")
         assert "No required SSL certificate was sent" in body
         assert "RELMGR_TEMPORAL_TLS_CERT" in body
         logged = [line for line in log_file.read_text().splitlines() if "relmgr.api" in line]
         assert any("RELMGR_TEMPORAL_TLS_CERT" in line for line in logged), logged
-        assert elapsed < DIAGNOSIS_SECONDS + PROCESS_START_SECONDS
     finally:
         stop_process(process)

@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.browser.conftest import LOAD_TIMEOUT_MS, expect_page_title, sign_in, wait_for_cookie
-from tests.deploy.conftest import Backend
+from tests.deploy.conftest import Backend, wait_until_healthy
 from tests.ports import free_port
 from tests.processes import stop_process
 
@@ -135,16 +134,7 @@ def served(installed: Installed, backend: Backend, tmp_path: Path) -> Iterator[t
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log_file.read_text()
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=1, trust_env=False).text == "ok":
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log_file.read_text()
-            time.sleep(0.2)
+        wait_until_healthy(url, process, log_file)
         yield url, process.pid
     finally:
         stop_process(process)

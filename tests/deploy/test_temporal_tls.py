@@ -48,6 +48,7 @@ class Proxy:
     tls_address: str  # TLS, no client certificate asked
     mtls_address: str  # TLS, client certificate required (ssl_verify_client on)
     api_key_address: str  # TLS, `authorization: Bearer <API_KEY>` required
+    plain_address: str  # the dev server itself: no TLS
     ca: Path
     other_ca: Path
     client: Pair
@@ -91,6 +92,7 @@ def proxy(
             tls_address=f"127.0.0.1:{ports[0]}",
             mtls_address=f"127.0.0.1:{ports[1]}",
             api_key_address=f"127.0.0.1:{ports[2]}",
+            plain_address=upstream,
             ca=ca.cert_file,
             other_ca=other.cert_file,
             client=ca.issue(directory, "client", server=False),
@@ -198,6 +200,16 @@ MISCONFIGURATIONS: dict[str, Misconfiguration] = {
         lambda p: _settings(temporal_address=p.tls_address),
         "expects TLS and relmgr connected in plaintext",
         "RELMGR_TEMPORAL_TLS=true",
+    ),
+    "tls-to-plaintext-port": Misconfiguration(
+        lambda p: tls_settings(p, temporal_address=p.plain_address),
+        "the server does not speak TLS at this address",
+        "RELMGR_TEMPORAL_ADDRESS",
+    ),
+    "no-api-key": Misconfiguration(
+        lambda p: api_key_settings(p, temporal_api_key=None),
+        "requires credentials and relmgr sent none (HTTP 401",
+        "RELMGR_TEMPORAL_API_KEY",
     ),
 }
 

@@ -101,22 +101,25 @@ def test_the_wheel_carries_the_dashboard(installed: Installed) -> None:
 
 
 def test_the_installed_relmgr_is_the_virtualenvs_copy(installed: Installed, tmp_path: Path) -> None:
-    """Run from elsewhere, `relmgr` and its dashboard resolve inside the virtualenv."""
+    """Run from elsewhere, `relmgr`, its dashboard and the dashboard `relmgr dev` would start
+    all resolve inside the virtualenv."""
+    script = (
+        "import relmgr, relmgr.dashboard as d\n"
+        "from pathlib import Path\n"
+        "from relmgr.dev.children import ui_command\n"
+        "from relmgr.dev.config import DevConfig\n"
+        "print(relmgr.__file__)\n"
+        "print(d.require_dashboard().entry_point)\n"
+        "print(ui_command(DevConfig(data_dir=Path('x')), d.require_dashboard())[4])\n"
+    )
     found = subprocess.check_output(
-        [
-            installed.python,
-            "-c",
-            "import relmgr, relmgr.dashboard as d; print(relmgr.__file__); "
-            "print(d.require_dashboard().entry_point)",
-        ],
-        cwd=tmp_path,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
+        [installed.python, "-c", script], cwd=tmp_path, text=True, env={"PATH": "/usr/bin:/bin"}
     ).split()
     venv = str(installed.venv.resolve())
     assert found[0].startswith(venv), found
-    assert found[1].startswith(venv)
-    assert found[1].endswith(f"{DASHBOARD}/streamlit_app.py")
+    for entry_point in found[1:]:
+        assert entry_point.startswith(venv)
+        assert entry_point.endswith(f"{DASHBOARD}/streamlit_app.py")
 
 
 @pytest.fixture

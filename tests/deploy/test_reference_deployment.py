@@ -243,8 +243,10 @@ def _sign_in(page: Page, backend: Backend) -> None:
     # tests/browser/conftest.py narrows with a JavaScript wait): the user clicks again, and so
     # does this, at most twice more; the attempts are printed.
     signed_in = page.get_by_text("Signed in as")
+    button = page.get_by_role("button", name="Sign in")
     for attempt in range(1, 4):
-        page.get_by_role("button", name="Sign in").click()
+        if attempt == 1 or button.is_visible():  # a slow sign-in has no button left to click
+            button.click()
         try:
             expect(signed_in).to_be_visible(timeout=LOAD_TIMEOUT_MS // 3)
         except AssertionError:

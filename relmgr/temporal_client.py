@@ -28,7 +28,7 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -71,6 +71,11 @@ READ_RETRY_CONFIG = RetryConfig(
 # Start-up backoff between connection attempts: 0.5 s, 1 s, 2 s, ... capped.
 _CONNECT_BACKOFF_SECONDS = 0.5
 _CONNECT_BACKOFF_CAP_SECONDS = 8.0
+
+_CHECK_SETTINGS = (
+    "Is the server running, and are RELMGR_TEMPORAL_ADDRESS, RELMGR_TEMPORAL_NAMESPACE and the "
+    "TLS / API key settings right?"
+)
 
 _UNAVAILABLE_CODES = frozenset(
     {
@@ -133,11 +138,15 @@ async def connect(
     *,
     retries: int = 4,
     identity: str | None = None,
+    on_failed_attempt: Callable[[str], None] | None = None,
 ) -> Client:
     """Connect to Temporal as `settings` say, trying `1 + retries` times with growing pauses.
 
-    Raises `TemporalUnavailableError` (never a temporalio exception) when every attempt failed,
-    and `ConfigError` for settings that cannot work (unreadable certificate, unknown namespace).
+    `on_failed_attempt` hears, after each failed attempt that will be retried, what went wrong
+    and which settings to check, so that a caller can report it before the last attempt.
+    Raises `TemporalUnavailableError` (never a temporalio exception) when every attempt failed
+    or at once for a problem no retry fixes (see `diagnose`), and `ConfigError` for settings that
+    cannot work (unreadable certificate, unknown namespace).
     """
     tls = tls_config(settings)
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
@@ -173,6 +182,11 @@ async def connect(
                 attempts,
                 last_problem,
             )
+            if on_failed_attempt is not None and attempt < attempts:
+                on_failed_attempt(
+                    f"cannot connect to Temporal at {_describe_target(settings)} (attempt "
+                    f"{attempt} of {attempts}, retrying): {last_problem}. {_CHECK_SETTINGS}"
+                )
         else:
             await _check_namespace(client, settings)
             return client
@@ -181,8 +195,7 @@ async def connect(
             await asyncio.sleep(pause)
     raise TemporalUnavailableError(
         f"cannot connect to Temporal at {_describe_target(settings)} after {attempts} "
-        f"attempt(s): {last_problem}. Is the server running, and are RELMGR_TEMPORAL_ADDRESS, "
-        "RELMGR_TEMPORAL_NAMESPACE and the TLS / API key settings right?"
+        f"attempt(s): {last_problem}. {_CHECK_SETTINGS}"
     )
 
 

@@ -58,17 +58,22 @@ async def _connect(state: ApiState, first_attempt: asyncio.Event) -> None:
     """
     from relmgr.reader import create_reader  # lazy: tests inject a reader and never need Temporal
 
+    def note(problem: str) -> None:
+        if state.connect_problem is None:  # once, not at every attempt or every 2 s
+            logger.warning("Temporal unavailable, reads answer 503 meanwhile: %s", problem)
+        state.connect_problem = problem
+        first_attempt.set()
+
     while True:
         try:
-            state.reader = await create_reader(state.settings)
+            state.reader = await create_reader(state.settings, on_failed_attempt=note)
             state.connect_problem = None
             logger.info("connected to Temporal at %s", state.settings.temporal_address)
             return
         except TemporalUnavailableError as exc:
-            if exc.message != state.connect_problem:  # once per problem, not every 2 s
-                logger.warning("Temporal unavailable, reads answer 503 meanwhile: %s", exc.message)
-            state.connect_problem = exc.message
-        first_attempt.set()
+            if exc.message != state.connect_problem and state.connect_problem is not None:
+                logger.warning("Temporal still unavailable: %s", exc.message)
+            note(exc.message)
         await asyncio.sleep(CONNECT_RETRY_SECONDS)
 
 

@@ -336,3 +336,27 @@ def test_relmgr_api_process_logs_and_reports_a_missing_client_certificate(
         assert any("RELMGR_TEMPORAL_TLS_CERT" in line for line in logged), logged
     finally:
         stop_process(process)
+
+
+async def test_api_ready_reports_a_server_that_is_down_before_the_retries_end(
+    api_settings: Callable[[Settings], Settings],
+    served_app: Callable[[Settings], Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nothing listens at the address: retried (it may come up), but /ready and the log say so
+    after the first failed attempt, with the settings to check, not after the last."""
+    caplog.set_level(logging.WARNING, logger="relmgr.api")
+    started = time.monotonic()
+    api = await served_app(api_settings(_settings(temporal_address=f"127.0.0.1:{free_port()}")))
+    async with api:
+        answer = await api.get("/ready")
+    elapsed = time.monotonic() - started
+    print(f"\nserver down: /ready says so {elapsed:.2f} s after start-up")
+    assert answer.status_code == 503
+    message = answer.json()["error"]["message"]
+    assert "(attempt 1 of 5, retrying)" in message
+    assert "RELMGR_TEMPORAL_ADDRESS" in message
+    logged = [r.getMessage() for r in caplog.records if r.name == "relmgr.api"]
+    assert len(logged) == 1
+    assert "RELMGR_TEMPORAL_ADDRESS" in logged[0]
+    assert elapsed < DIAGNOSIS_SECONDS

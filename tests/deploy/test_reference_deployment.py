@@ -33,6 +33,8 @@ from tests.factories import make_plan
 from tests.ports import free_port
 from tests.processes import stop_process
 
+pytestmark = pytest.mark.integration  # real nginx, Streamlit and Temporal; systemd-analyze
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 UNITS = ("relmgr-worker.service", "relmgr-api.service", "relmgr-dashboard@.service")
@@ -261,6 +263,7 @@ def _sign_in(page: Page, backend: Backend) -> None:
         page.wait_for_timeout(100)  # polling the browser's cookie jar for the component's write
 
 
+@pytest.mark.browser
 def test_two_replicas_sign_in_and_refresh_live_through_the_proxy(
     front: Front, https: httpx.Client, backend: Backend, chromium: Browser
 ) -> None:

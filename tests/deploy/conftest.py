@@ -56,14 +56,16 @@ class Backend:
         }
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_file: Path) -> None:
-    """Until a dashboard at `url` answers /_stcore/health; fails with its log if it exits or
-    takes over 60 s."""
+def wait_until_healthy(
+    url: str, process: subprocess.Popen[bytes], log_file: Path, path: str = "/_stcore/health"
+) -> None:
+    """Until a server at `url` answers 200 at `path` (a dashboard's health by default); fails
+    with its log if it exits or takes over 60 s."""
     deadline = time.monotonic() + 60
     while True:
         assert process.poll() is None, log_file.read_text()
         try:
-            if httpx.get(f"{url}/_stcore/health", timeout=1, trust_env=False).text == "ok":
+            if httpx.get(f"{url}{path}", timeout=1, trust_env=False).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -133,10 +133,27 @@ def front(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                         stderr=subprocess.STDOUT,
                     )
                 )
-        for port, process in zip(ports, processes, strict=True):
+        api_port = free_port()
+        api_log = work / "api.log"
+        with api_log.open("wb") as log:
+            api_env = backend.dashboard_env(
+                RELMGR_JWT_SECRET=secrets.token_urlsafe(48),
+                RELMGR_AUDIT_LOG=str(work / "audit.jsonl"),
+            )
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "relmgr", "api", "--port", str(api_port)],
+                    cwd=work,
+                    env=api_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        for port, process in zip(ports, processes, strict=False):
             wait_until_healthy(f"http://127.0.0.1:{port}", process, work / f"dashboard-{port}.log")
+        wait_until_healthy(f"http://127.0.0.1:{api_port}", processes[-1], api_log, path="/health")
 
-        https_port, http_port, api_port = free_port(), free_port(), free_port()
+        https_port, http_port = free_port(), free_port()
         config = (DEPLOY / "nginx" / "relmgr.conf").read_text()
         config = _substitute(
             config, "listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;", 2
@@ -212,6 +229,22 @@ def test_metrics_are_closed_and_big_bodies_refused(front: Front, https: httpx.Cl
     assert https.get(f"{front.url}/_stcore/metrics").status_code == 404
     refused = https.post(f"{front.url}/_stcore/upload_file/x/y", content=b"x" * 100_000)
     assert refused.status_code == 413
+
+
+def test_the_api_is_served_under_its_own_name(front: Front, https: httpx.Client) -> None:
+    """Host api.relmgr.example.com reaches the API (ready: Temporal is up); HSTS comes once (the
+    API's own, for a request forwarded as HTTPS), the route cookie not at all; a login body over
+    16 KB is refused with 413."""
+    host = {"Host": "api.relmgr.example.com"}
+    ready = https.get(f"{front.url}/ready", headers=host)
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "temporal": "ok"}
+    assert ready.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    assert "set-cookie" not in ready.headers
+    too_big = https.post(
+        f"{front.url}/api/auth/login", headers=host, content=b"username=" + b"x" * 20_000
+    )
+    assert too_big.status_code == 413
 
 
 def test_http_redirects_to_https(front: Front) -> None:

@@ -214,6 +214,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     api.add_argument("--port", type=_port, metavar="N", help="port (RELMGR_API_PORT; 8000)")
     api.set_defaults(handler=_api)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="serve the Streamlit dashboard (streamlit run, with the dashboard's own settings)",
+        description=(
+            "Serve the dashboard that ships with this installation, with the Streamlit settings "
+            "it ships with, on RELMGR_TEMPORAL_ADDRESS. The process becomes `streamlit run`, so "
+            "a service manager's signals reach Streamlit itself."
+        ),
+    )
+    dashboard.add_argument(
+        "--host", default="127.0.0.1", metavar="H", help="address to bind (default 127.0.0.1)"
+    )
+    dashboard.add_argument("--port", type=_port, metavar="N", help="port (RELMGR_UI_PORT; 8501)")
+    dashboard.set_defaults(handler=_dashboard)
     return parser
 
 
@@ -413,3 +428,14 @@ def _api(args: argparse.Namespace) -> int:
     check_bind(settings, args.host)  # before the heavy import's work: a quick, clear refusal
     serve(settings, host=args.host, port=args.port if args.port is not None else settings.api_port)
     return EXIT_OK
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from relmgr.dashboard import require_dashboard, streamlit_command
+
+    settings = get_settings()
+    port = args.port if args.port is not None else settings.ui_port
+    argv = streamlit_command(require_dashboard(), host=args.host, port=port)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)  # noqa: S606 - argv built by relmgr, no shell

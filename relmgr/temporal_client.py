@@ -6,6 +6,11 @@ data converter, and a bounded retry policy so that a dead server fails in about 
 of the SDK's default 5-10 s. Start-up retries the connection with backoff, then gives up with a
 `TemporalUnavailableError` that says what was tried.
 
+A connection that fails for a reason no retry will fix (a certificate from another CA, a name
+the server's certificate does not hold, a refused API key, plaintext to a TLS port...) is not
+retried: `diagnose()` turns the SDK's transport error into one sentence that names the cause and
+the setting to fix, at once, for the log and for the API's `/ready`.
+
 `translate()` (and the `temporal_errors()` context manager built on it) turn every temporalio and
 gRPC failure into the error tree of `relmgr.errors`, so nothing above the read layer ever sees a
 temporalio exception:
@@ -20,9 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
-from collections.abc import Awaitable, Iterator
+import ssl
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -63,6 +71,11 @@ READ_RETRY_CONFIG = RetryConfig(
 # Start-up backoff between connection attempts: 0.5 s, 1 s, 2 s, ... capped.
 _CONNECT_BACKOFF_SECONDS = 0.5
 _CONNECT_BACKOFF_CAP_SECONDS = 8.0
+
+_CHECK_SETTINGS = (
+    "Is the server running, and are RELMGR_TEMPORAL_ADDRESS, RELMGR_TEMPORAL_NAMESPACE and the "
+    "TLS / API key settings right?"
+)
 
 _UNAVAILABLE_CODES = frozenset(
     {
@@ -125,11 +138,15 @@ async def connect(
     *,
     retries: int = 4,
     identity: str | None = None,
+    on_failed_attempt: Callable[[str], None] | None = None,
 ) -> Client:
     """Connect to Temporal as `settings` say, trying `1 + retries` times with growing pauses.
 
-    Raises `TemporalUnavailableError` (never a temporalio exception) when every attempt failed,
-    and `ConfigError` for settings that cannot work (unreadable certificate, unknown namespace).
+    `on_failed_attempt` hears, after each failed attempt that will be retried, what went wrong
+    and which settings to check, so that a caller can report it before the last attempt.
+    Raises `TemporalUnavailableError` (never a temporalio exception) when every attempt failed
+    or at once for a problem no retry fixes (see `diagnose`), and `ConfigError` for settings that
+    cannot work (unreadable certificate, unknown namespace).
     """
     tls = tls_config(settings)
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
@@ -152,6 +169,11 @@ async def connect(
                 timeout=connect_timeout + 1.0,
             )
         except (TimeoutError, RuntimeError, OSError, TemporalError) as exc:
+            diagnosis = await diagnose(exc, settings)
+            if diagnosis is not None:  # no retry will fix it: say so at once
+                raise TemporalUnavailableError(
+                    f"cannot connect to Temporal at {settings.temporal_address}: {diagnosis}"
+                ) from None
             last_problem = _short(exc) or type(exc).__name__
             log.warning(
                 "connecting to Temporal at %s failed (attempt %d of %d): %s",
@@ -160,6 +182,11 @@ async def connect(
                 attempts,
                 last_problem,
             )
+            if on_failed_attempt is not None and attempt < attempts:
+                on_failed_attempt(
+                    f"cannot connect to Temporal at {_describe_target(settings)} (attempt "
+                    f"{attempt} of {attempts}, retrying): {last_problem}. {_CHECK_SETTINGS}"
+                )
         else:
             await _check_namespace(client, settings)
             return client
@@ -168,9 +195,191 @@ async def connect(
             await asyncio.sleep(pause)
     raise TemporalUnavailableError(
         f"cannot connect to Temporal at {_describe_target(settings)} after {attempts} "
-        f"attempt(s): {last_problem}. Is the server running, and are RELMGR_TEMPORAL_ADDRESS, "
-        "RELMGR_TEMPORAL_NAMESPACE and the TLS / API key settings right?"
+        f"attempt(s): {last_problem}. {_CHECK_SETTINGS}"
     )
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Why a connection failed for good, and which setting fixes it."""
+
+    cause: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.cause}; {self.fix}"
+
+
+# The SDK's transport errors (tonic/rustls/hyper inside a RuntimeError) carry these markers.
+_HTTP_STATUS = re.compile(r"while receiving response with status: (\d{3})[ \w]*")
+_DNS_NAME = re.compile(r'DnsName\(\\*"([^"\\]+)')
+_PROBE_SECONDS = 2.0
+
+
+async def diagnose(exc: BaseException, settings: Settings) -> Diagnosis | None:
+    """The cause of a failed connection that retrying will not fix, or None for one it may fix.
+
+    Reads the SDK's error text; where the text alone is ambiguous (a proxy's HTML error page, a
+    protocol error on a plaintext connection) it asks the server once more over Python's own TLS.
+    """
+    text = str(exc)
+    using_tls = tls_config(settings) is not False
+    if "UnknownIssuer" in text or "UnknownCA" in text:
+        return Diagnosis(
+            "the server's TLS certificate is not signed by a CA relmgr trusts",
+            "set RELMGR_TEMPORAL_TLS_CA to the PEM file of the CA that signed it "
+            f"(now {settings.temporal_tls_ca or 'unset: the system CAs'})",
+        )
+    if "NotValidForName" in text:
+        # "expected: DnsName(\"wanted\"), presented: [DnsName(\"a\"), ...]"
+        wanted, *presented = _DNS_NAME.findall(text) or ["?"]
+        return Diagnosis(
+            f"the server's TLS certificate is not valid for the name {wanted!r} that relmgr "
+            f"checks (it holds {', '.join(presented) or 'other names'})",
+            "set RELMGR_TEMPORAL_TLS_SERVER_NAME to a name in the server's certificate",
+        )
+    if "UnsupportedCertVersion" in text:
+        return _version_diagnosis(settings)
+    if "InconsistentKeys" in text or "KeyMismatch" in text:
+        return Diagnosis(
+            "RELMGR_TEMPORAL_TLS_KEY is not the private key of the certificate in "
+            "RELMGR_TEMPORAL_TLS_CERT",
+            "set RELMGR_TEMPORAL_TLS_KEY to that certificate's own key",
+        )
+    if "InvalidContentType" in text or "WRONG_VERSION_NUMBER" in text:
+        return Diagnosis(
+            "the server does not speak TLS at this address",
+            "unset RELMGR_TEMPORAL_TLS and the other TLS settings, or fix RELMGR_TEMPORAL_ADDRESS "
+            "to the server's TLS port",
+        )
+    if isinstance(exc, RPCError) and exc.status in (
+        RPCStatusCode.UNAUTHENTICATED,
+        RPCStatusCode.PERMISSION_DENIED,
+    ):
+        return _credentials_diagnosis(settings, f"gRPC {exc.status.name}: {_short(exc)}")
+    status = _HTTP_STATUS.search(text)
+    if status is not None:
+        return await _http_diagnosis(settings, status.group(0).split(": ", 1)[1], using_tls)
+    protocol_error = "h2 protocol error" in text or "GoAway" in text
+    if (
+        not using_tls
+        and protocol_error
+        and await asyncio.to_thread(_speaks_tls, settings.temporal_address)
+    ):
+        return Diagnosis(
+            "the server expects TLS and relmgr connected in plaintext",
+            "set RELMGR_TEMPORAL_TLS=true (and RELMGR_TEMPORAL_TLS_CA for a private CA)",
+        )
+    return None
+
+
+def _credentials_diagnosis(settings: Settings, answer: str) -> Diagnosis:
+    if settings.temporal_api_key is not None:
+        return Diagnosis(
+            f"the server refused relmgr's API key ({answer})",
+            "set RELMGR_TEMPORAL_API_KEY to a valid key for this namespace",
+        )
+    return Diagnosis(
+        f"the server requires credentials and relmgr sent none ({answer})",
+        "set RELMGR_TEMPORAL_API_KEY (Temporal Cloud API key) or RELMGR_TEMPORAL_TLS_CERT and "
+        "RELMGR_TEMPORAL_TLS_KEY (client certificate)",
+    )
+
+
+async def _http_diagnosis(settings: Settings, status: str, using_tls: bool) -> Diagnosis | None:
+    """A proxy in front of Temporal answered with an HTTP error page instead of gRPC."""
+    code = int(status[:3])
+    if code in (401, 403):
+        return _credentials_diagnosis(settings, f"HTTP {status} from a proxy")
+    if code >= 500:
+        return None  # a proxy whose upstream is down: that may pass
+    title = await asyncio.to_thread(_error_page_title, settings) if using_tls else ""
+    said = f"; it says {title!r}" if title else ""
+    if code in (400, 495, 496) and settings.temporal_tls_cert is None:
+        return Diagnosis(
+            f"the server (a proxy) refused the connection with HTTP {status}{said}: it wants a "
+            "client certificate",
+            "set RELMGR_TEMPORAL_TLS_CERT and RELMGR_TEMPORAL_TLS_KEY to a client certificate "
+            "and key its CA trusts",
+        )
+    if code in (400, 495, 496):
+        return Diagnosis(
+            f"the server (a proxy) refused relmgr's client certificate with HTTP {status}{said}",
+            "set RELMGR_TEMPORAL_TLS_CERT and RELMGR_TEMPORAL_TLS_KEY to a certificate its CA "
+            "trusts",
+        )
+    return Diagnosis(
+        f"the server answered with HTTP {status}{said}, not gRPC: is a proxy in the way?",
+        "check RELMGR_TEMPORAL_ADDRESS (host:port of Temporal's gRPC endpoint)",
+    )
+
+
+def _version_diagnosis(settings: Settings) -> Diagnosis:
+    from cryptography import x509  # lazy: only this rare failure needs it
+
+    for path, setting in (
+        (settings.temporal_tls_cert, "RELMGR_TEMPORAL_TLS_CERT"),
+        (settings.temporal_tls_ca, "RELMGR_TEMPORAL_TLS_CA"),
+    ):
+        if path is None:
+            continue
+        try:
+            version = x509.load_pem_x509_certificate(path.read_bytes()).version
+        except (OSError, ValueError):
+            continue
+        if version is x509.Version.v1:
+            return Diagnosis(
+                f"{setting} ({path}) is an X.509 v1 certificate, which Temporal's client "
+                "(rustls) refuses",
+                f"reissue it as an X.509 v3 certificate and point {setting} at it",
+            )
+    return Diagnosis(
+        "the server presents an X.509 v1 certificate, which Temporal's client (rustls) refuses",
+        "reissue the server's certificate as X.509 v3 (RELMGR_TEMPORAL_ADDRESS names the server)",
+    )
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _speaks_tls(address: str) -> bool:
+    """Whether a TLS handshake (no verification: only the protocol matters) succeeds."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # a protocol probe: nothing is sent
+    try:
+        host, port = _host_port(address)
+        with (
+            socket.create_connection((host, port), timeout=_PROBE_SECONDS) as raw,
+            context.wrap_socket(raw, server_hostname=host),
+        ):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _error_page_title(settings: Settings) -> str:
+    """The <title> of the page a TLS proxy sends for a plain request made as relmgr connects."""
+    try:
+        host, port = _host_port(settings.temporal_address)
+        context = ssl.create_default_context()
+        if settings.temporal_tls_ca is not None:
+            context.load_verify_locations(cafile=str(settings.temporal_tls_ca))
+        if settings.temporal_tls_cert is not None and settings.temporal_tls_key is not None:
+            context.load_cert_chain(settings.temporal_tls_cert, settings.temporal_tls_key)
+        name = settings.temporal_tls_server_name or host
+        with (
+            socket.create_connection((host, port), timeout=_PROBE_SECONDS) as raw,
+            context.wrap_socket(raw, server_hostname=name) as tls,
+        ):
+            tls.sendall(f"GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+            page = tls.recv(4096).decode("latin-1")
+    except (OSError, ValueError):
+        return ""
+    title = re.search(r"<title>([^<]{1,200})</title>", page)
+    return title.group(1).strip() if title else ""
 
 
 async def _check_namespace(client: Client, settings: Settings) -> None:

@@ -56,20 +56,30 @@ parameter (the message names the expected format); 429 after too many failed log
 """
 
 
-async def _connect(state: ApiState) -> None:
+async def _connect(state: ApiState, first_attempt: asyncio.Event) -> None:
     """Create the production reader, trying again for as long as Temporal is unavailable.
 
-    Any other error (a ConfigError for bad TLS files, say) ends the task with that error.
+    Sets `first_attempt` once the first try has succeeded or failed. Any other error (a
+    ConfigError for bad TLS files, say) ends the task with that error.
     """
     from relmgr.reader import create_reader  # lazy: tests inject a reader and never need Temporal
 
+    def note(problem: str) -> None:
+        if state.connect_problem is None:  # once, not at every attempt or every 2 s
+            logger.warning("Temporal unavailable, reads answer 503 meanwhile: %s", problem)
+        state.connect_problem = problem
+        first_attempt.set()
+
     while True:
         try:
-            state.reader = await create_reader(state.settings)
+            state.reader = await create_reader(state.settings, on_failed_attempt=note)
+            state.connect_problem = None
             logger.info("connected to Temporal at %s", state.settings.temporal_address)
             return
         except TemporalUnavailableError as exc:
-            logger.warning("Temporal unavailable, reads answer 503 meanwhile: %s", exc.message)
+            if exc.message != state.connect_problem and state.connect_problem is not None:
+                logger.warning("Temporal still unavailable: %s", exc.message)
+            note(exc.message)
         await asyncio.sleep(CONNECT_RETRY_SECONDS)
 
 
@@ -104,8 +114,14 @@ def create_app(settings: Settings | None = None, reader: ReleaseReader | None = 
         if reader is not None:
             yield
             return
-        connecting = asyncio.create_task(_connect(state))
-        await asyncio.wait({connecting}, timeout=STARTUP_WAIT_SECONDS)
+        first_attempt = asyncio.Event()
+        connecting = asyncio.create_task(_connect(state, first_attempt))
+        # Serve as soon as the outcome is known: connected, or a problem /ready can name.
+        attempted = asyncio.create_task(first_attempt.wait())
+        await asyncio.wait(
+            {connecting, attempted}, timeout=STARTUP_WAIT_SECONDS, return_when="FIRST_COMPLETED"
+        )
+        attempted.cancel()
         if connecting.done() and (problem := connecting.exception()) is not None:
             raise problem  # settings that cannot work (ConfigError): refuse to start
         connecting.add_done_callback(_log_failure)

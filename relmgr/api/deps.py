@@ -37,6 +37,14 @@ class ApiState:
     proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
     reader: ReleaseReader | None = None
     cache: SnapshotCache = field(default_factory=SnapshotCache)
+    # Why the last attempt to connect to Temporal failed (cause and setting), until one succeeds.
+    connect_problem: str | None = None
+
+    def not_connected(self) -> TemporalUnavailableError:
+        """The error for a read before the reader exists: the last connection problem, if any."""
+        if self.connect_problem is None:
+            return TemporalUnavailableError("the API is still connecting to Temporal")
+        return TemporalUnavailableError(f"the API is not connected: {self.connect_problem}")
 
     @property
     def max_age(self) -> int:
@@ -65,7 +73,7 @@ def client_address(request: Request) -> str:
 async def get_reader(state: StateDep) -> ReleaseReader:
     """The reader; 503 while the API is still connecting to Temporal."""
     if state.reader is None:
-        raise TemporalUnavailableError("the API is still connecting to Temporal")
+        raise state.not_connected()
     return state.reader
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from relmgr.dashboard import DashboardFiles, streamlit_command
 from relmgr.dev.config import HOST, DevConfig
 from relmgr.dev.datadir import DataDir
 from relmgr.errors import ConfigError
@@ -134,30 +135,11 @@ def api_available() -> bool:
     return (Path(__file__).resolve().parents[1] / "api" / "server.py").is_file()
 
 
-def streamlit_app() -> Path:
-    """Where the dashboard's entry point is in a checkout."""
-    return PACKAGE_PARENT / "streamlit_app.py"
-
-
 def api_command(config: DevConfig) -> list[str]:
     """The argv of the API child."""
     return [sys.executable, "-m", "relmgr", "api", "--host", HOST, "--port", str(config.api_port)]
 
 
-def ui_command(config: DevConfig) -> list[str]:
-    """The argv of the Streamlit child."""
-    return [
-        sys.executable,
-        "-m",
-        "relmgr.ui.server",  # Streamlit's CLI, with relmgr's workarounds in place first
-        "run",
-        str(streamlit_app()),
-        "--server.port",
-        str(config.ui_port),
-        "--server.address",
-        HOST,
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+def ui_command(config: DevConfig, dashboard: DashboardFiles) -> list[str]:
+    """The argv of the Streamlit child: the dashboard with its own Streamlit settings."""
+    return streamlit_command(dashboard, host=HOST, port=config.ui_port)

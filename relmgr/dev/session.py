@@ -28,13 +28,12 @@ from temporalio.runtime import (
 )
 from temporalio.worker import Worker
 
+from relmgr.dashboard import find_dashboard
 from relmgr.dev.children import (
-    PACKAGE_PARENT,
     ChildProcess,
     api_available,
     api_command,
     child_environment,
-    streamlit_app,
     ui_command,
 )
 from relmgr.dev.config import HOST, DevConfig
@@ -138,7 +137,7 @@ class DevSession:
         return self.config.api and api_available()
 
     def _wants_ui(self) -> bool:
-        return self.config.ui and streamlit_app().is_file()
+        return self.config.ui and find_dashboard() is not None
 
     async def _serve(self, config: DevConfig, data: DataDir, binary: Path) -> None:
         try:
@@ -185,11 +184,15 @@ class DevSession:
             starting.append((api, config.api_port))
         elif config.api:
             self.say("  note: the REST API (relmgr/api) is not in this checkout yet; skipping it")
-        if self._wants_ui():
-            ui = ChildProcess("dashboard", ui_command(config), data.log("ui"), env, PACKAGE_PARENT)
+        dashboard = find_dashboard() if config.ui else None
+        if dashboard is not None:
+            # Started in the data directory: the dashboard's Streamlit settings are its flags,
+            # not whatever .streamlit/ the directory `relmgr dev` was run from holds.
+            ui_argv = ui_command(config, dashboard)
+            ui = ChildProcess("dashboard", ui_argv, data.log("ui"), env, data.root)
             starting.append((ui, config.ui_port))
         elif config.ui:
-            self.say(f"  note: {streamlit_app()} is not there yet; skipping the dashboard")
+            self.say("  note: this installation has no dashboard; skipping it")
         for child, _ in starting:
             self.children.append(child)
             child.start()

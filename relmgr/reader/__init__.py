@@ -10,6 +10,8 @@ in-memory one for page and route tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from relmgr.reader.base import ReaderStats, ReleaseReader
 from relmgr.reader.fake import FakeReader
 from relmgr.reader.temporal import TemporalReader
@@ -24,16 +26,21 @@ __all__ = [
 ]
 
 
-async def create_reader(settings: Settings | None = None) -> ReleaseReader:
+async def create_reader(
+    settings: Settings | None = None,
+    *,
+    on_failed_attempt: Callable[[str], None] | None = None,
+) -> ReleaseReader:
     """Connect to Temporal (retrying with backoff) and start the shared refresher.
 
+    `on_failed_attempt` hears about each failed connection attempt that will be retried.
     Raises `TemporalUnavailableError` if Temporal cannot be reached, `ConfigError` for settings
     that cannot work.
     """
     from relmgr.temporal_client import connect
 
     settings = settings or get_settings()
-    client = await connect(settings)
+    client = await connect(settings, on_failed_attempt=on_failed_attempt)
     reader = TemporalReader.from_client(client, settings)
     reader.start()
     return reader

@@ -8,7 +8,6 @@ from relmgr.api.deps import StateDep
 from relmgr.api.errors import UNAVAILABLE_DOC
 from relmgr.api.reads import within_budget
 from relmgr.api.schemas import HealthResponse, ReadyResponse
-from relmgr.errors import TemporalUnavailableError
 
 router = APIRouter(tags=["health"])
 
@@ -29,7 +28,7 @@ async def health(response: Response) -> HealthResponse:
 async def ready(response: Response, state: StateDep) -> ReadyResponse:
     """200 when Temporal answers within the read budget; 503 with `Retry-After` otherwise."""
     if state.reader is None:
-        raise TemporalUnavailableError("the API is still connecting to Temporal")
+        raise state.not_connected()
     await within_budget(state.reader.check_ready())
     response.headers["Cache-Control"] = "no-store"
     return ReadyResponse()

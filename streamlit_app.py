@@ -16,7 +16,7 @@ import streamlit as st
 
 from relmgr.errors import ConfigError
 from relmgr.settings import get_settings
-from relmgr.ui import frame, links, login, refresh
+from relmgr.ui import frame, login, refresh, styles
 
 frame.enter()
 
@@ -24,8 +24,10 @@ st.set_page_config(
     page_title="relmgr",
     page_icon="🚀",  # an emoji, not a Material icon: those are fetched from a font CDN
     layout="wide",
-    initial_sidebar_state="expanded",
+    # "auto": open on a wide screen, collapsed on a phone, where it would cover the page.
+    initial_sidebar_state="auto",
 )
+styles.apply()
 
 PAGES = [
     st.Page(
@@ -54,7 +56,6 @@ if user is None:
     st.stop()
 
 navigation = st.navigation(PAGES, position="sidebar")
-links.follow_pending_switch()
 with st.sidebar:
     login.render_account(user)
     st.divider()

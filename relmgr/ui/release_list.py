@@ -27,8 +27,8 @@ from relmgr.models import (
     StateCounts,
 )
 from relmgr.ui.freshness import load, render_status
-from relmgr.ui.links import open_release, remember_rows, selected_id
-from relmgr.ui.present import STATE_TITLES, md_escape
+from relmgr.ui.links import follow_selection
+from relmgr.ui.present import STATE_TITLES, md_escape, release_href
 from relmgr.ui.runtime import get_reader
 from relmgr.ui.tables import RELEASE_COLUMNS, release_columns, release_rows, table_height
 
@@ -199,10 +199,7 @@ def render_table(page: ReleaseListPage) -> None:
         selection_mode="single-row",
         height=table_height(len(page.items), max_rows=20),
     )
-    chosen = selected_id(TABLE_KEY, event)
-    remember_rows(TABLE_KEY, [r.id for r in page.items])
-    if chosen is not None:
-        open_release(chosen)
+    follow_selection(TABLE_KEY, event, [release_href(r.id) for r in page.items])
 
 
 def render_pager(page: ReleaseListPage) -> None:

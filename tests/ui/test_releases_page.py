@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from relmgr.models import EntityState, ReleaseQuery
 from relmgr.reader.fake import FakeReader
 from relmgr.ui import runtime
+from relmgr.ui.links import NAVIGATING_TO
 from relmgr.ui.release_list import ListControls, build_query, matching_releases, releases_csv_of
 from tests.factories import T0, make_hierarchy
 
@@ -197,14 +198,18 @@ def test_a_new_filter_starts_again_at_page_one(app: AppTest, fake: FakeReader) -
     assert len(table_ids(at)) == 25
 
 
-def test_selecting_a_row_opens_its_release_page(app: AppTest) -> None:
-    """Selecting a row switches to the release page of that row, with the ID in the URL."""
+def test_selecting_a_row_sends_the_browser_to_its_release(app: AppTest) -> None:
+    """Selecting a row navigates the browser to that row's release URL (a full navigation, so
+    Back returns to this list's URL with its filters and sort); the list's URL is untouched."""
     at = app.run()
+    at.query_params["q"] = "rel"
+    at.run()
     at.session_state["releases-table"] = {"selection": {"rows": [2], "columns": []}}
     at.run()
     assert not at.exception
-    assert [t.value for t in at.title] == ["Release rel-demo"]
-    assert at.query_params["release"] == "rel-demo"
+    assert at.session_state[NAVIGATING_TO] == "release?release=rel-demo"
+    assert at.query_params["q"] == "rel"
+    assert "release" not in at.query_params
 
 
 def test_fresh_data_says_how_old_it_is(app: AppTest) -> None:

@@ -1,0 +1,41 @@
+"""The dashboard's own CSS: HTML tables and state tags, the band above titles, narrow screens.
+
+Colours are translucent tints over whatever the theme's background is, with the text in the
+theme's own colour, so each reads in the light and the dark theme alike.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+_CSS = """
+<style>
+/* The empty band Streamlit leaves above the first element of the main area. */
+.stMainBlockContainer { padding-top: 2.5rem; }
+.relmgr-state { white-space: nowrap; padding: 0.05rem 0.45rem; border-radius: 0.4rem;
+  font-weight: 600; font-size: 0.875em; }
+.relmgr-red { background: rgba(255, 43, 43, 0.18); }
+.relmgr-orange { background: rgba(255, 164, 33, 0.25); }
+.relmgr-yellow { background: rgba(255, 214, 0, 0.25); }
+.relmgr-blue { background: rgba(28, 131, 225, 0.18); }
+.relmgr-green { background: rgba(33, 195, 84, 0.2); }
+.relmgr-violet { background: rgba(128, 61, 245, 0.18); }
+.relmgr-gray { background: rgba(128, 132, 149, 0.2); }
+.relmgr-attention { overflow-x: auto; max-height: 32rem; overflow-y: auto; }
+.relmgr-attention table { width: 100%; border-collapse: collapse; font-size: 0.875rem; }
+.relmgr-attention th { position: sticky; top: 0; background: var(--background-color, inherit);
+  text-align: left; }
+.relmgr-attention td, .relmgr-attention th { vertical-align: top; padding: 0.3rem 0.5rem; }
+.relmgr-attention td:first-child { white-space: nowrap; }
+.relmgr-error { white-space: pre-wrap; word-break: break-word; font-family: monospace;
+  font-size: 0.8rem; }
+@media (max-width: 640px) {
+  .stMainBlockContainer { padding-left: 0.75rem; padding-right: 0.75rem; padding-top: 3rem; }
+}
+</style>
+"""
+
+
+def apply() -> None:
+    """Add the CSS to this run's page (it takes no space)."""
+    st.html(_CSS)

@@ -131,6 +131,13 @@ def row_from_info(info: WorkflowExecutionInfo) -> VisibilityRow | None:
     last_error = memo.get("last_error")
     attempt = attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 0
     last_error = last_error if isinstance(last_error, str) else None
+    max_attempts = memo.get("max_attempts")
+    max_attempts = (
+        max_attempts
+        if isinstance(max_attempts, int) and not isinstance(max_attempts, bool)
+        else None
+    )
+    next_retry_at = _datetime(memo.get("next_retry_at"))
 
     closed = _CLOSED_STATES.get(info.status)
     if closed is not None:
@@ -159,6 +166,9 @@ def row_from_info(info: WorkflowExecutionInfo) -> VisibilityRow | None:
         attempt=attempt,
         last_error=last_error,
         started=True,
+        max_attempts=max_attempts,
+        # Only while it waits to retry: once the workflow has closed there is no next attempt.
+        next_retry_at=next_retry_at if state is EntityState.RETRYING else None,
     )
     order = (
         started_at or EPOCH,

@@ -29,12 +29,14 @@ from relmgr.ui.present import (
     MISSING,
     RELEASES_PAGE,
     age_seconds,
+    attempt_text,
     badge,
     entity_href,
     format_duration,
     format_seconds,
     format_time,
     md_escape,
+    next_retry_text,
     ratio,
     release_href,
 )
@@ -93,7 +95,9 @@ def render_breadcrumbs(detail: EntityDetail) -> None:
 def render_summary(detail: EntityDetail) -> None:
     """State, attempt, times and last error of the entity."""
     entity = detail.entity
-    attempt = f" · attempt {entity.attempt}" if entity.attempt else ""
+    attempt = f" · attempt {attempt_text(entity)}" if entity.attempt else ""
+    retry = next_retry_text(entity)
+    attempt += f" · {retry}" if retry else ""
     st.markdown(
         f"{badge(entity.state)} &nbsp; {KIND_TITLES[entity.kind].lower()}{attempt}"
         + ("" if entity.started else " · :gray[planned, no workflow yet]")

@@ -233,3 +233,23 @@ def temporal_workflow_url(base_url: str, namespace: str, workflow_id: str) -> st
     return f"{base}/namespaces/{quote(namespace, safe='')}/workflows?query=" + quote(
         f"WorkflowId='{workflow_id}'", safe=""
     )
+
+
+def attempt_text(entity: Entity) -> str:
+    """`2 of 3`, `2` when the maximum is unknown, or an em dash before the first attempt."""
+    if not entity.attempt:
+        return MISSING
+    if entity.max_attempts:
+        return f"{entity.attempt} of {entity.max_attempts}"
+    return str(entity.attempt)
+
+
+def next_retry_text(entity: Entity, now: datetime | None = None) -> str:
+    """`next attempt 12:10:05 UTC (in 4 min 10 s)` for a RETRYING entity that says when, else
+    an empty string."""
+    if entity.state is not EntityState.RETRYING or entity.next_retry_at is None:
+        return ""
+    current = now if now is not None else datetime.now(UTC)
+    wait = (as_utc(entity.next_retry_at) - as_utc(current)).total_seconds()
+    when = f"in {format_seconds(wait)}" if wait > 0 else "due now"
+    return f"next attempt {as_utc(entity.next_retry_at):%H:%M:%S} UTC ({when})"

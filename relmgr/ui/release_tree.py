@@ -41,11 +41,13 @@ from relmgr.ui.present import (
     RELEASES_PAGE,
     STATE_COLORS,
     STATE_ICONS,
+    attempt_text,
     badge,
     entity_href,
     format_duration,
     format_time,
     md_escape,
+    next_retry_text,
     node_label,
     node_title,
     ratio,
@@ -62,9 +64,10 @@ CSV_KEY = "hierarchy-csv"
 CHANGED_ICON = ":material/bolt:"
 CONTAINS_CHANGES_ICON = ":material/update:"
 _TRACKER_KEY = "relmgr-change-tracker"
+# The change mark leads, right after the (pinned) link: at 1400 px it is in view.
 _APP_TABLE_COLUMNS = (
-    "Changed",
     "Entity",
+    "Changed",
     "State",
     "Attempt",
     "Started",
@@ -216,7 +219,7 @@ def attention_html(leaves: list[TreeNode]) -> str:
             state_html(node.state),
             html.escape(parents.get(EntityKind.WAVE, MISSING)),
             html.escape(parents.get(EntityKind.CLUSTER, MISSING)),
-            str(node.attempt) if node.attempt else MISSING,
+            html.escape(" · ".join(t for t in (attempt_text(node), next_retry_text(node)) if t)),
             f'<span class="relmgr-error">{html.escape(node.last_error or MISSING)}</span>',
             html.escape(format_time(node.last_changed_at)),
         )

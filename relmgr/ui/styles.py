@@ -11,7 +11,7 @@ import streamlit as st
 _CSS = """
 <style>
 /* The empty band Streamlit leaves above the first element of the main area. */
-.stMainBlockContainer { padding-top: 2.5rem; }
+[data-testid="stMainBlockContainer"] { padding-top: 2.5rem !important; }
 .relmgr-state { white-space: nowrap; padding: 0.05rem 0.45rem; border-radius: 0.4rem;
   font-weight: 600; font-size: 0.875em; }
 .relmgr-red { background: rgba(255, 43, 43, 0.18); }
@@ -29,8 +29,19 @@ _CSS = """
 .relmgr-attention td:first-child { white-space: nowrap; }
 .relmgr-error { white-space: pre-wrap; word-break: break-word; font-family: monospace;
   font-size: 0.8rem; }
+/* Phones: the list's controls two to a row and the tiles three to a row, instead of one
+   under the other, so the table starts near the top. */
 @media (max-width: 640px) {
-  .stMainBlockContainer { padding-left: 0.75rem; padding-right: 0.75rem; padding-top: 3rem; }
+  [data-testid="stMainBlockContainer"] {
+    padding-left: 0.75rem !important; padding-right: 0.75rem !important;
+    padding-top: 3rem !important; }
+  .st-key-list-controls [data-testid="stHorizontalBlock"],
+  .st-key-state-tiles [data-testid="stHorizontalBlock"] { flex-wrap: wrap; gap: 0.5rem; }
+  .st-key-list-controls [data-testid="stColumn"] {
+    min-width: calc(50% - 0.5rem) !important; flex: 1 1 calc(50% - 0.5rem) !important; }
+  .st-key-state-tiles [data-testid="stColumn"] {
+    min-width: calc(33% - 0.5rem) !important; flex: 1 1 calc(33% - 0.5rem) !important; }
+  .st-key-state-tiles button { padding: 0.15rem 0.3rem; min-height: 2rem; }
 }
 </style>
 """

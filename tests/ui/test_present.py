@@ -6,15 +6,17 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from relmgr.models import EntityState
+from relmgr.models import App, EntityKind, EntityState
 from relmgr.ui.present import (
     age_seconds,
+    attempt_text,
     badge,
     entity_href,
     format_duration,
     format_seconds,
     format_time,
     md_escape,
+    next_retry_text,
     node_label,
     node_title,
     release_href,
@@ -105,3 +107,26 @@ def test_links_are_relative_and_quoted() -> None:
     assert release_href("rel-demo") == "release?release=rel-demo"
     assert entity_href("rel-demo.wave-1") == "entity?id=rel-demo.wave-1"
     assert entity_href("x&y=1") == "entity?id=x%26y%3D1"
+
+
+def test_attempt_text_says_of_how_many_and_nothing_before_the_first() -> None:
+    """`2 of 3` with a known maximum, `2` without, an em dash before any attempt."""
+    app = App(id="rel-x.wave-1.cluster-c.bundle-b.app-a", kind=EntityKind.APP, release_id="rel-x")
+    assert attempt_text(app) == "—"
+    assert attempt_text(app.model_copy(update={"attempt": 2})) == "2"
+    assert attempt_text(app.model_copy(update={"attempt": 2, "max_attempts": 3})) == "2 of 3"
+
+
+def test_next_retry_text_names_the_time_and_the_wait() -> None:
+    """Only a RETRYING entity with a retry time gets the text; past due says so."""
+    now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+    app = App(
+        id="rel-x.wave-1.cluster-c.bundle-b.app-a",
+        kind=EntityKind.APP,
+        release_id="rel-x",
+        state=EntityState.RETRYING,
+        next_retry_at=now + timedelta(minutes=4, seconds=10),
+    )
+    assert next_retry_text(app, now) == "next attempt 12:04:10 UTC (in 4 min 10 s)"
+    assert next_retry_text(app, now + timedelta(minutes=5)) == "next attempt 12:04:10 UTC (due now)"
+    assert next_retry_text(app.model_copy(update={"state": EntityState.IN_PROGRESS}), now) == ""

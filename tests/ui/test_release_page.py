@@ -97,8 +97,9 @@ def test_opening_branches_shows_all_five_levels(app: AppTest) -> None:
         f"entity?id={FAILED_APP}",
     ]
     assert [list(s) for s in apps["State"]] == [["SUCCEEDED"], ["FAILED"]]
-    assert apps["Last error"].tolist() == ["", "deploy failed: exit code 3"]
-    assert apps["Attempt"].tolist() == [1, 2]
+    assert apps["Last error"].tolist() == ["—", "deploy failed: exit code 3"]
+    assert apps["Attempt"].tolist() == ["1", "2"]
+    assert apps["Started"].tolist() == ["2026-11-26 12:00:00", "2026-11-26 12:00:00"]
 
 
 def test_open_branches_stay_open_across_refreshes_and_label_changes(

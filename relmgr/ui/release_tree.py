@@ -278,7 +278,7 @@ def node_links_html(node: TreeNode) -> str:
     temporal = temporal_link(node.id)
     if temporal:
         parts.append(temporal)
-    return " &nbsp;·&nbsp; ".join(parts) if parts else "&nbsp;"
+    return " &nbsp;·&nbsp; ".join(parts)
 
 
 def _render_node(node: TreeNode, changes: Changes) -> None:
@@ -299,7 +299,9 @@ def _render_node(node: TreeNode, changes: Changes) -> None:
     with expander:
         if not expander.open:
             return  # lazy: nothing below a closed node is drawn
-        st.markdown(node_links_html(node), unsafe_allow_html=True)
+        links = node_links_html(node)
+        if links:
+            st.caption(links, unsafe_allow_html=True)
         if isinstance(node, Bundle):
             table_key = f"apps-{key}"
             rows = entity_rows(node.apps, changed=changes.changed)

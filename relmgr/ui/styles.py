@@ -10,8 +10,13 @@ import streamlit as st
 
 _CSS = """
 <style>
-/* The empty band Streamlit leaves above the first element of the main area. */
+/* The empty band above the title: Streamlit's top padding, and the invisible cookie component
+   of streamlit-authenticator (extra_streamlit_components' CookieManager, key "init"), which
+   took a 25-40 px row. It must still load and run (it reads and writes the session cookie),
+   so it is taken out of the flow, not hidden. */
 [data-testid="stMainBlockContainer"] { padding-top: 2.5rem !important; }
+.st-key-init { position: absolute !important; width: 1px !important; height: 1px !important;
+  overflow: hidden !important; opacity: 0; pointer-events: none; }
 .relmgr-state { white-space: nowrap; padding: 0.05rem 0.45rem; border-radius: 0.4rem;
   font-weight: 600; font-size: 0.875em; }
 .relmgr-red { background: rgba(255, 43, 43, 0.18); }
@@ -26,7 +31,7 @@ _CSS = """
 .relmgr-attention th { position: sticky; top: 0; background: var(--background-color, inherit);
   text-align: left; }
 .relmgr-attention td, .relmgr-attention th { vertical-align: top; padding: 0.3rem 0.5rem; }
-.relmgr-attention td:first-child { white-space: nowrap; }
+.relmgr-attention td:nth-child(-n+4) { white-space: nowrap; }
 .relmgr-error { white-space: pre-wrap; word-break: break-word; font-family: monospace;
   font-size: 0.8rem; }
 /* Phones: the list's controls two to a row and the tiles three to a row, instead of one

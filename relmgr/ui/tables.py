@@ -2,8 +2,10 @@
 
 Every table is built here from models, column by column, so tests can check the values without a
 browser and so `st.dataframe` gets typed columns it can sort by clicking a header: links sort by
-ID, progress as a number, times as times. States are one-element lists shown as coloured tags
-(a `MultiselectColumn` in a read-only dataframe is Streamlit's coloured-label column).
+ID, progress as a number, the release list's times as times (entity tables show times and
+attempts as text, so that a missing one is an em dash, not the grid's `None`; they still sort).
+States are one-element lists shown as coloured tags (a `MultiselectColumn` in a read-only
+dataframe is Streamlit's coloured-label column).
 """
 
 from __future__ import annotations

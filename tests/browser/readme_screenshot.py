@@ -51,8 +51,8 @@ OPTIONS = DeployOptions(
 )
 ACCOUNT = Account(username="ops", name="Release Operator", password="readme-screenshot-1")
 MAX_BYTES = 300_000
-# A little taller than 900 px, so that the header and an open bundle's apps fit in one view.
-VIEWPORT_HEIGHT = 1200
+# Taller than 900 px, so that the header, needs attention and an open bundle's apps fit in one view.
+VIEWPORT_HEIGHT = 1500
 
 
 DONE = "rel-2026-11-search"
@@ -98,7 +98,7 @@ def _release_page(page: Page, url: str, *, open_tree: bool) -> None:
         _open(page, wave)
         expect(page.locator(f".st-key-tree-{cluster.replace('.', '_')}")).to_be_visible()
         _open(page, cluster)
-        expect(page.get_by_text("Bundle core")).to_be_visible()
+        expect(page.get_by_text("Bundle core", exact=True)).to_be_visible()
         expect(page.get_by_test_id("stExpander").get_by_test_id("stDataFrame")).to_be_visible()
     _settled(page)
 

@@ -283,7 +283,7 @@ def test_a_release_opens_from_the_list_and_shows_all_five_levels(
     )
     expect(table_column(page, 2, apps_table)).to_have_text(["", ""])  # no change marks
     expect(table_column(page, 3, apps_table)).to_have_text(["SUCCEEDED", "SUCCEEDED"])
-    expect(table_column(page, 4, apps_table)).to_have_text(["1", "1"])  # attempts
+    expect(table_column(page, 4, apps_table)).to_have_text(["1 of 3", "1 of 3"])  # attempts
 
     # Opened branches stay open across refreshes.
     choose(page, "Auto-refresh", "Every 1 s")

@@ -375,3 +375,18 @@ def test_the_big_release_renders_lazily(app: AppTest, fake: FakeReader) -> None:
     assert len(fresh.expander) == 1 + 5 + 100 + 100
     assert len(app_tables(fresh)) == 100
     print(f"\nbig release, server side: closed tree {closed:.3f} s, fully open {everything:.3f} s")
+
+
+def test_every_open_node_links_to_its_own_page(app: AppTest) -> None:
+    """Inside an opened wave, cluster and bundle: a plain link (same tab) to its entity page;
+    the release itself is this page and gets none."""
+    at = open_nodes(
+        open_page(app, PAGE, release="rel-demo"), "rel-demo.wave-2", "rel-demo.wave-2.cluster-c1"
+    )
+    links = [c.value for c in at.caption if "<a href" in c.value]
+    assert links == [
+        '<a href="entity?id=rel-demo.wave-2" target="_self">Open wave 2</a>',
+        '<a href="entity?id=rel-demo.wave-2.cluster-c1" target="_self">Open cluster c1</a>',
+        '<a href="entity?id=rel-demo.wave-2.cluster-c1.bundle-core" target="_self">'
+        "Open bundle core</a>",
+    ]

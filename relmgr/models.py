@@ -180,6 +180,8 @@ class Entity(_Frozen):
     # tries again.
     max_attempts: int | None = None
     next_retry_at: datetime | None = None
+    # A release started with a delay: when it is planned to begin (PENDING until then).
+    scheduled_for: datetime | None = None
 
     @property
     def name(self) -> str:

@@ -39,6 +39,7 @@ from relmgr.ui.present import (
     next_retry_text,
     ratio,
     release_href,
+    scheduled_text,
 )
 from relmgr.ui.release_tree import counts_markdown
 from relmgr.ui.runtime import get_reader
@@ -96,8 +97,8 @@ def render_summary(detail: EntityDetail) -> None:
     """State, attempt, times and last error of the entity."""
     entity = detail.entity
     attempt = f" · attempt {attempt_text(entity)}" if entity.attempt else ""
-    retry = next_retry_text(entity)
-    attempt += f" · {retry}" if retry else ""
+    later = next_retry_text(entity) or scheduled_text(entity)
+    attempt += f" · {later}" if later else ""
     st.markdown(
         f"{badge(entity.state)} &nbsp; {KIND_TITLES[entity.kind].lower()}{attempt}"
         + ("" if entity.started else " · :gray[planned, no workflow yet]")

@@ -198,8 +198,9 @@ def age_seconds(moment: datetime, now: datetime | None = None) -> float:
 
 
 def format_duration(entity: Entity, now: datetime | None = None) -> str:
-    """How long the entity ran (or has been running), or an em dash if it never started."""
-    if entity.started_at is None:
+    """How long the entity ran (or has been running), or an em dash if it has not begun (no
+    workflow yet, or a PENDING one: scheduled, or waiting for a worker)."""
+    if entity.started_at is None or entity.state is EntityState.PENDING:
         return MISSING
     end = entity.finished_at if entity.state.is_terminal and entity.finished_at else now
     return format_seconds(age_seconds(entity.started_at, end))
@@ -253,3 +254,14 @@ def next_retry_text(entity: Entity, now: datetime | None = None) -> str:
     wait = (as_utc(entity.next_retry_at) - as_utc(current)).total_seconds()
     when = f"in {format_seconds(wait)}" if wait > 0 else "due now"
     return f"next attempt {as_utc(entity.next_retry_at):%H:%M:%S} UTC ({when})"
+
+
+def scheduled_text(entity: Entity, now: datetime | None = None) -> str:
+    """`scheduled to begin 2026-11-26 18:00:00 UTC (in 5 h 59 min)` for a PENDING entity with a
+    planned start, else an empty string."""
+    if entity.state is not EntityState.PENDING or entity.scheduled_for is None:
+        return ""
+    current = now if now is not None else datetime.now(UTC)
+    wait = (as_utc(entity.scheduled_for) - as_utc(current)).total_seconds()
+    when = f"in {format_seconds(wait)}" if wait > 0 else "due now"
+    return f"scheduled to begin {format_time(entity.scheduled_for)} ({when})"

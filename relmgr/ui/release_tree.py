@@ -51,6 +51,7 @@ from relmgr.ui.present import (
     node_label,
     node_title,
     ratio,
+    scheduled_text,
     state_html,
 )
 from relmgr.ui.runtime import get_reader
@@ -187,8 +188,9 @@ def timing_text(hierarchy: ReleaseHierarchy) -> str:
     A release that has not begun (scheduled, or waiting for a worker) has no running time."""
     release = hierarchy.release
     if release.state is EntityState.PENDING:
+        scheduled = scheduled_text(release)
         return (
-            f"Not begun yet (scheduled or waiting for a worker) · created "
+            f"Not begun yet: {scheduled or 'waiting for a worker'} · created "
             f"{format_time(release.started_at)}"
         )
     finished = format_time(release.finished_at) if release.state.is_terminal else MISSING

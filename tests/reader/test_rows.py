@@ -63,6 +63,21 @@ def test_a_retrying_app_carries_its_maximum_and_next_retry_time() -> None:
     assert (done.entity.max_attempts, done.entity.next_retry_at) == (3, None)
 
 
+def test_a_delayed_release_carries_its_planned_start() -> None:
+    """Visibility's execution time after the start time (a start delay) is the planned start;
+    equal to it, there is none."""
+    info = workflow_info("rel-one", EntityState.PENDING)
+    info.execution_time.FromDatetime(T0 + timedelta(hours=6))
+    row = row_from_info(info)
+    assert row is not None
+    assert row.entity.scheduled_for == T0 + timedelta(hours=6)
+    plain = workflow_info("rel-one", EntityState.PENDING)
+    plain.execution_time.FromDatetime(T0)
+    row = row_from_info(plain)
+    assert row is not None
+    assert row.entity.scheduled_for is None
+
+
 def test_a_published_terminal_state_finishes_at_its_last_change_until_closed() -> None:
     """SUCCEEDED published but the execution not closed yet: finished at the last change."""
     row = row_from_info(workflow_info(APP, EntityState.SUCCEEDED, changed_at=LATER))

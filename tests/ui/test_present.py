@@ -20,6 +20,7 @@ from relmgr.ui.present import (
     node_label,
     node_title,
     release_href,
+    scheduled_text,
 )
 from tests.ui.conftest import FAILED_APP, demo_tree
 
@@ -130,3 +131,23 @@ def test_next_retry_text_names_the_time_and_the_wait() -> None:
     assert next_retry_text(app, now) == "next attempt 12:04:10 UTC (in 4 min 10 s)"
     assert next_retry_text(app, now + timedelta(minutes=5)) == "next attempt 12:04:10 UTC (due now)"
     assert next_retry_text(app.model_copy(update={"state": EntityState.IN_PROGRESS}), now) == ""
+
+
+def test_a_scheduled_release_has_a_planned_start_and_no_running_time() -> None:
+    """PENDING with a planned start: the start and the wait; no running time."""
+    now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+    release = App(
+        id="rel-x.wave-1.cluster-c.bundle-b.app-a",
+        kind=EntityKind.APP,
+        release_id="rel-x",
+        state=EntityState.PENDING,
+        started_at=now - timedelta(minutes=6),
+        scheduled_for=now + timedelta(hours=5, minutes=54),
+    )
+    assert format_duration(release, now) == "—"
+    assert scheduled_text(release, now) == (
+        "scheduled to begin 2026-11-26 17:54:00 UTC (in 5 h 54 min)"
+    )
+    running = release.model_copy(update={"state": EntityState.IN_PROGRESS})
+    assert scheduled_text(running, now) == ""
+    assert format_duration(running, now) == "6 min 00 s"

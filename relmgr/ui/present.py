@@ -245,14 +245,19 @@ def attempt_text(entity: Entity) -> str:
     return str(entity.attempt)
 
 
+def time_until(moment: datetime, now: datetime | None = None) -> str:
+    """`in 4 min 10 s`, or `due now` once `moment` has come."""
+    current = now if now is not None else datetime.now(UTC)
+    wait = (as_utc(moment) - as_utc(current)).total_seconds()
+    return f"in {format_seconds(wait)}" if wait > 0 else "due now"
+
+
 def next_retry_text(entity: Entity, now: datetime | None = None) -> str:
     """`next attempt 12:10:05 UTC (in 4 min 10 s)` for a RETRYING entity that says when, else
     an empty string."""
     if entity.state is not EntityState.RETRYING or entity.next_retry_at is None:
         return ""
-    current = now if now is not None else datetime.now(UTC)
-    wait = (as_utc(entity.next_retry_at) - as_utc(current)).total_seconds()
-    when = f"in {format_seconds(wait)}" if wait > 0 else "due now"
+    when = time_until(entity.next_retry_at, now)
     return f"next attempt {as_utc(entity.next_retry_at):%H:%M:%S} UTC ({when})"
 
 
@@ -261,7 +266,5 @@ def scheduled_text(entity: Entity, now: datetime | None = None) -> str:
     planned start, else an empty string."""
     if entity.state is not EntityState.PENDING or entity.scheduled_for is None:
         return ""
-    current = now if now is not None else datetime.now(UTC)
-    wait = (as_utc(entity.scheduled_for) - as_utc(current)).total_seconds()
-    when = f"in {format_seconds(wait)}" if wait > 0 else "due now"
+    when = time_until(entity.scheduled_for, now)
     return f"scheduled to begin {format_time(entity.scheduled_for)} ({when})"

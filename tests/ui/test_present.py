@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from relmgr.models import App, EntityKind, EntityState
+from relmgr.models import App, EntityState
 from relmgr.ui.present import (
     age_seconds,
     attempt_text,
@@ -110,9 +110,17 @@ def test_links_are_relative_and_quoted() -> None:
     assert entity_href("x&y=1") == "entity?id=x%26y%3D1"
 
 
+def _app(**fields: object) -> App:
+    """An app of release rel-x with these fields."""
+    return App.model_validate(
+        {"id": "rel-x.wave-1.cluster-c.bundle-b.app-a", "kind": "app", "release_id": "rel-x"}
+        | fields
+    )
+
+
 def test_attempt_text_says_of_how_many_and_nothing_before_the_first() -> None:
     """`2 of 3` with a known maximum, `2` without, an em dash before any attempt."""
-    app = App(id="rel-x.wave-1.cluster-c.bundle-b.app-a", kind=EntityKind.APP, release_id="rel-x")
+    app = _app()
     assert attempt_text(app) == "—"
     assert attempt_text(app.model_copy(update={"attempt": 2})) == "2"
     assert attempt_text(app.model_copy(update={"attempt": 2, "max_attempts": 3})) == "2 of 3"
@@ -121,13 +129,7 @@ def test_attempt_text_says_of_how_many_and_nothing_before_the_first() -> None:
 def test_next_retry_text_names_the_time_and_the_wait() -> None:
     """Only a RETRYING entity with a retry time gets the text; past due says so."""
     now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
-    app = App(
-        id="rel-x.wave-1.cluster-c.bundle-b.app-a",
-        kind=EntityKind.APP,
-        release_id="rel-x",
-        state=EntityState.RETRYING,
-        next_retry_at=now + timedelta(minutes=4, seconds=10),
-    )
+    app = _app(state=EntityState.RETRYING, next_retry_at=now + timedelta(minutes=4, seconds=10))
     assert next_retry_text(app, now) == "next attempt 12:04:10 UTC (in 4 min 10 s)"
     assert next_retry_text(app, now + timedelta(minutes=5)) == "next attempt 12:04:10 UTC (due now)"
     assert next_retry_text(app.model_copy(update={"state": EntityState.IN_PROGRESS}), now) == ""
@@ -136,10 +138,7 @@ def test_next_retry_text_names_the_time_and_the_wait() -> None:
 def test_a_scheduled_release_has_a_planned_start_and_no_running_time() -> None:
     """PENDING with a planned start: the start and the wait; no running time."""
     now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
-    release = App(
-        id="rel-x.wave-1.cluster-c.bundle-b.app-a",
-        kind=EntityKind.APP,
-        release_id="rel-x",
+    release = _app(
         state=EntityState.PENDING,
         started_at=now - timedelta(minutes=6),
         scheduled_for=now + timedelta(hours=5, minutes=54),

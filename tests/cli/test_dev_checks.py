@@ -264,3 +264,13 @@ def test_demo_starts_once_per_database(tmp_path: Path) -> None:
     assert not datadir.demo_due(data, wanted=True, database_existed=True)
     assert datadir.demo_due(data, wanted=True, database_existed=False)
     assert not data.seed_marker.exists()
+
+
+def test_the_dashboard_of_relmgr_dev_links_to_its_temporal_ui(tmp_path: Path) -> None:
+    """`relmgr dev` gives the dashboard RELMGR_TEMPORAL_UI_URL: the embedded server's UI port."""
+    from relmgr.dev.children import child_environment
+    from relmgr.dev.config import DevConfig
+
+    config = DevConfig(data_dir=tmp_path, temporal_ui_port=18233)
+    env = child_environment(config, datadir.DataDir(tmp_path), {})
+    assert env["RELMGR_TEMPORAL_UI_URL"] == "http://127.0.0.1:18233"

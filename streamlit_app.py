@@ -17,7 +17,7 @@ import streamlit as st
 
 from relmgr.errors import ConfigError
 from relmgr.settings import get_settings
-from relmgr.ui import frame, links, login, refresh, server
+from relmgr.ui import frame, login, refresh, server, styles
 
 server.ensure_installed()
 frame.enter()
@@ -26,8 +26,10 @@ st.set_page_config(
     page_title="relmgr",
     page_icon="🚀",  # an emoji, not a Material icon: those are fetched from a font CDN
     layout="wide",
-    initial_sidebar_state="expanded",
+    # "auto": open on a wide screen, collapsed on a phone, where it would cover the page.
+    initial_sidebar_state="auto",
 )
+styles.apply()
 
 PAGES = [
     st.Page(
@@ -57,7 +59,6 @@ if user is None:
     st.stop()
 
 navigation = st.navigation(PAGES, position="sidebar")
-links.follow_pending_switch()
 login.render_users_file_problem(settings, user)
 with st.sidebar:
     login.render_account(user)

@@ -6,19 +6,14 @@ import streamlit as st
 
 from relmgr.ui import frame, login, refresh
 from relmgr.ui.entity_view import render_entity
-from relmgr.ui.links import requested_id
+from relmgr.ui.links import requested_id, validate_entity_id
 from relmgr.ui.present import ENTITY_PARAM, md_escape, title_for_id
 
 frame.enter()
 login.require_signed_in()
 
 entity_id = requested_id(
-    param=ENTITY_PARAM,
-    title="Entity",
-    label="Entity ID",
-    placeholder="rel-2026-11-payments.wave-1.cluster-eu-1",
-    key="entity-prompt",
-    button="Open entity",
+    param=ENTITY_PARAM, title="Entity", key="entity-picker", validate=validate_entity_id
 )
 
 st.title(md_escape(title_for_id(entity_id)), anchor=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from relmgr import ids
 from relmgr.ui import frame, login, refresh
 from relmgr.ui.links import requested_id
 from relmgr.ui.present import RELEASE_PARAM, RELEASES_PAGE, md_escape
@@ -15,12 +16,7 @@ login.require_signed_in()
 
 st.page_link(RELEASES_PAGE, label="All releases", icon=":material/arrow_back:")
 release_id = requested_id(
-    param=RELEASE_PARAM,
-    title="Release",
-    label="Release ID",
-    placeholder="rel-2026-11-payments",
-    key="release-prompt",
-    button="Open release",
+    param=RELEASE_PARAM, title="Release", key="release-picker", validate=ids.validate_release_id
 )
 
 st.title(f"Release {md_escape(release_id)}", anchor=False)

@@ -10,6 +10,7 @@ A team whose workflows follow this contract shows up in relmgr (see the README's
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -45,6 +46,9 @@ class EntityMemo(BaseModel):
 
     attempt: int = 0
     last_error: str | None = None
+    # Apps only: how many attempts the deploy may take, and when a RETRYING app tries again.
+    max_attempts: int | None = None
+    next_retry_at: datetime | None = None
     # Releases only: the wave running now (1-based) and their apps by state.
     current_wave: int | None = None
     waves_total: int | None = None

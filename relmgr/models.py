@@ -189,6 +189,12 @@ class Entity(_Frozen):
     last_error: str | None = None
     # False for entities known only from the release plan: no workflow has started yet.
     started: bool = True
+    # Apps only, where known: the most attempts the deploy may take, and when a RETRYING app
+    # tries again.
+    max_attempts: int | None = None
+    next_retry_at: datetime | None = None
+    # A release started with a delay: when it is planned to begin (PENDING until then).
+    scheduled_for: datetime | None = None
 
     @property
     def name(self) -> str:

@@ -91,7 +91,12 @@ class _Tracked:
         return self._entity
 
     def _memo(self) -> EntityMemo:
-        return EntityMemo(attempt=self.entity.attempt, last_error=self.entity.last_error)
+        return EntityMemo(
+            attempt=self.entity.attempt,
+            last_error=self.entity.last_error,
+            max_attempts=self.entity.max_attempts,
+            next_retry_at=self.entity.next_retry_at,
+        )
 
     def _set(self, state: EntityState, **changes: Any) -> None:
         now = workflow.now()
@@ -318,9 +323,11 @@ class AppWorkflow(_Tracked):
         try:
             for attempt in range(1, options.max_attempts + 1):
                 if attempt > 1:
-                    self._set(EntityState.IN_PROGRESS, attempt=attempt)
+                    self._set(EntityState.IN_PROGRESS, attempt=attempt, next_retry_at=None)
                 else:
-                    self._entity = self.entity.model_copy(update={"attempt": 1})
+                    self._entity = self.entity.model_copy(
+                        update={"attempt": 1, "max_attempts": options.max_attempts}
+                    )
                 try:
                     await workflow.execute_activity(
                         "deploy_app",
@@ -347,8 +354,13 @@ class AppWorkflow(_Tracked):
                             f"attempt {attempt}/{options.max_attempts}: {error}",
                             StateCounts(failed=1),
                         ) from None
-                    self._set(EntityState.RETRYING, attempt=attempt, last_error=error)
                     delay = options.retry_seconds * options.retry_backoff ** (attempt - 1)
+                    self._set(
+                        EntityState.RETRYING,
+                        attempt=attempt,
+                        last_error=error,
+                        next_retry_at=workflow.now() + timedelta(seconds=delay),
+                    )
                     await workflow.sleep(timedelta(seconds=delay))
                     continue
                 self._set(EntityState.SUCCEEDED)

@@ -120,6 +120,7 @@ def child_environment(
             "RELMGR_TEMPORAL_NAMESPACE": "default",
             "RELMGR_USERS_FILE": str(data.users_file),
             "RELMGR_API_URL": f"http://{HOST}:{config.api_port}",
+            "RELMGR_TEMPORAL_UI_URL": f"http://{HOST}:{config.temporal_ui_port}",
             "PYTHONPATH": os.pathsep.join(python_path),
             "PYTHONUNBUFFERED": "1",
             **secret_values,

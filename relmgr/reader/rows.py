@@ -122,6 +122,13 @@ def row_from_info(info: WorkflowExecutionInfo) -> VisibilityRow | None:
     last_changed_at = _datetime(_attribute(attributes, SA_LAST_CHANGE.name))
     started_at = _timestamp(info.start_time) if info.HasField("start_time") else None
     closed_at = _timestamp(info.close_time) if info.HasField("close_time") else None
+    # Visibility's execution time is the start time plus any start delay: a scheduled release.
+    execution_at = _timestamp(info.execution_time) if info.HasField("execution_time") else None
+    scheduled_for = (
+        execution_at
+        if execution_at is not None and started_at is not None and execution_at > started_at
+        else None
+    )
 
     memo_fields = info.memo.fields
     detail_payload = memo_fields.get(MEMO_DETAIL)
@@ -131,6 +138,13 @@ def row_from_info(info: WorkflowExecutionInfo) -> VisibilityRow | None:
     last_error = memo.get("last_error")
     attempt = attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 0
     last_error = last_error if isinstance(last_error, str) else None
+    max_attempts = memo.get("max_attempts")
+    max_attempts = (
+        max_attempts
+        if isinstance(max_attempts, int) and not isinstance(max_attempts, bool)
+        else None
+    )
+    next_retry_at = _datetime(memo.get("next_retry_at"))
 
     closed = _CLOSED_STATES.get(info.status)
     if closed is not None:
@@ -159,6 +173,10 @@ def row_from_info(info: WorkflowExecutionInfo) -> VisibilityRow | None:
         attempt=attempt,
         last_error=last_error,
         started=True,
+        max_attempts=max_attempts,
+        # Only while it waits to retry: once the workflow has closed there is no next attempt.
+        next_retry_at=next_retry_at if state is EntityState.RETRYING else None,
+        scheduled_for=scheduled_for,
     )
     order = (
         started_at or EPOCH,

@@ -6,7 +6,8 @@
     freshness    reading with a stale fallback, the "Temporal is unavailable" banner, data age
     present      pure formatting: badges, labels, times, links, Markdown escaping
     frame        keeping every run inside the frame (Streamlit's folder mode off)
-    links        moving between pages: opening a selected row, the ID prompt
+    links        moving between pages: plain links, opening a selected row, the release picker
+    styles       the dashboard's CSS: HTML tables, state tags, the band above titles, phones
     tables       the DataFrames and column configurations of every table
     release_list the release list: query from the controls, state tiles, table, CSV
     release_tree one release: header, needs-attention list, lazy nested tree, change highlights

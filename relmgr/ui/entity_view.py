@@ -22,21 +22,24 @@ from relmgr.errors import (
 )
 from relmgr.models import Breadcrumb, Entity, EntityDetail, EntityKind
 from relmgr.ui.freshness import load, render_status
-from relmgr.ui.links import entity_table
+from relmgr.ui.links import anchor, entity_table, render_picker, temporal_link
 from relmgr.ui.present import (
-    ENTITY_PAGE,
     ENTITY_PARAM,
     KIND_TITLES,
-    RELEASE_PAGE,
-    RELEASE_PARAM,
+    MISSING,
     RELEASES_PAGE,
     age_seconds,
+    attempt_text,
     badge,
+    entity_href,
     format_duration,
     format_seconds,
     format_time,
     md_escape,
+    next_retry_text,
     ratio,
+    release_href,
+    scheduled_text,
 )
 from relmgr.ui.release_tree import counts_markdown
 from relmgr.ui.runtime import get_reader
@@ -59,11 +62,11 @@ class LiveDetail:
     unavailable: str | None = None
 
 
-def crumb_target(crumb: Breadcrumb) -> tuple[str, dict[str, str]]:
-    """The page and query parameters a breadcrumb links to (releases have their own page)."""
+def crumb_href(crumb: Breadcrumb) -> str:
+    """The URL a breadcrumb links to (a release links to its own release page)."""
     if crumb.kind is EntityKind.RELEASE:
-        return RELEASE_PAGE, {RELEASE_PARAM: crumb.id}
-    return ENTITY_PAGE, {ENTITY_PARAM: crumb.id}
+        return release_href(crumb.id)
+    return entity_href(crumb.id)
 
 
 def crumb_label(crumb: Breadcrumb) -> str:
@@ -73,34 +76,34 @@ def crumb_label(crumb: Breadcrumb) -> str:
     return f"{KIND_TITLES[crumb.kind]} {ids.parse_entity_id(crumb.id).name}"
 
 
-def render_breadcrumbs(detail: EntityDetail) -> None:
-    """Links up the tree, release first; a release links to its own release page instead."""
+def breadcrumbs_html(detail: EntityDetail) -> str:
+    """Links up the tree, all releases first; a release links to its own release page too."""
     entity = detail.entity
-    with st.container(horizontal=True, gap="small", vertical_alignment="center"):
-        st.page_link(RELEASES_PAGE, label="Releases", icon=":material/home:")
-        for crumb in detail.breadcrumbs:
-            page, params = crumb_target(crumb)
-            st.markdown("›")
-            st.page_link(page, label=md_escape(crumb_label(crumb)), query_params=params)
-        if entity.kind is EntityKind.RELEASE:
-            st.markdown("›")
-            st.page_link(
-                RELEASE_PAGE,
-                label=md_escape(f"Release page of {entity.id}"),
-                query_params={RELEASE_PARAM: entity.id},
-                icon=":material/account_tree:",
-            )
+    parts = [anchor("Releases", "./")]
+    parts += [anchor(crumb_label(crumb), crumb_href(crumb)) for crumb in detail.breadcrumbs]
+    if entity.kind is EntityKind.RELEASE:
+        parts.append(anchor(f"Release page of {entity.id}", release_href(entity.id)))
+    trail = " › ".join(parts)
+    temporal = temporal_link(entity.id)
+    return trail + (f" &nbsp;·&nbsp; {temporal}" if temporal else "")
+
+
+def render_breadcrumbs(detail: EntityDetail) -> None:
+    """The breadcrumb trail, each one a plain link to its own URL, and the Temporal UI link."""
+    st.markdown(breadcrumbs_html(detail), unsafe_allow_html=True)
 
 
 def render_summary(detail: EntityDetail) -> None:
     """State, attempt, times and last error of the entity."""
     entity = detail.entity
+    attempt = f" · attempt {attempt_text(entity)}" if entity.attempt else ""
+    later = next_retry_text(entity) or scheduled_text(entity)
+    attempt += f" · {later}" if later else ""
     st.markdown(
-        f"{badge(entity.state)} &nbsp; {KIND_TITLES[entity.kind].lower()} · "
-        f"attempt {entity.attempt}"
+        f"{badge(entity.state)} &nbsp; {KIND_TITLES[entity.kind].lower()}{attempt}"
         + ("" if entity.started else " · :gray[planned, no workflow yet]")
     )
-    finished = format_time(entity.finished_at) if entity.state.is_terminal else "—"
+    finished = format_time(entity.finished_at) if entity.state.is_terminal else MISSING
     times = (
         ("Started", format_time(entity.started_at)),
         ("Last change", format_time(entity.last_changed_at)),
@@ -169,8 +172,9 @@ def render_live(reader: SyncReader, entity_id: str) -> None:
     entity = live.entity
     error = f" · last error: {md_escape(entity.last_error)}" if entity.last_error else ""
     st.success(
-        f"Live state (asked {asked} ago): {badge(entity.state)} · attempt {entity.attempt} · "
-        f"last change {format_time(entity.last_changed_at)}{error}",
+        f"Live state (asked {asked} ago): {badge(entity.state)} · "
+        + (f"attempt {entity.attempt} · " if entity.attempt else "")
+        + f"last change {format_time(entity.last_changed_at)}{error}",
         icon=":material/sensors:",
     )
 
@@ -182,13 +186,17 @@ def render_entity(entity_id: str, *, interval: float | None) -> None:
         snapshot = load("entity", entity_id, EntityDetail, lambda: reader.get_entity(entity_id))
     except InvalidIdError as exc:
         st.error(md_escape(exc.message), icon=":material/error:")
+        render_picker(param=ENTITY_PARAM, key="entity-picker-not-found")
         return
     except NotFoundError:
         kind = ids.parse_entity_id(entity_id).kind
         st.warning(
-            f"{KIND_TITLES[kind]} {md_escape(entity_id)} was not found.",
+            f"{KIND_TITLES[kind]} {md_escape(entity_id)} was not found: no workflow has this ID "
+            "(a typo, or a release this Temporal namespace does not keep any more). "
+            "Pick a release instead:",
             icon=":material/search_off:",
         )
+        render_picker(param=ENTITY_PARAM, key="entity-picker-not-found")
         st.page_link(RELEASES_PAGE, label="Back to all releases", icon=":material/arrow_back:")
         return
     render_status(snapshot, view="entity", interval=interval)

@@ -18,7 +18,7 @@ import streamlit as st
 
 from relmgr.errors import TemporalUnavailableError
 from relmgr.models import EntityDetail, ReleaseHierarchy, ReleaseListPage
-from relmgr.ui.present import age_seconds, format_seconds, md_escape
+from relmgr.ui.present import age_seconds, as_utc, format_seconds, md_escape
 
 Readable = TypeVar("Readable", ReleaseListPage, ReleaseHierarchy, EntityDetail)
 
@@ -91,17 +91,26 @@ def unavailable_text(snapshot: Snapshot[Readable], now: datetime | None = None) 
 
 
 def updated_text(read_at: datetime, interval: float | None, now: datetime | None = None) -> str:
-    """The caption under fresh data (plain text)."""
+    """The caption under fresh data (plain text). Paused, an age would only count up while the
+    data stays as it was, so the time the data is from is given instead."""
+    if interval is None:
+        return f"Auto-refresh paused · data from {as_utc(read_at):%H:%M:%S} UTC"
     age = format_seconds(age_seconds(read_at, now))
-    cadence = "auto-refresh paused" if interval is None else f"refreshing every {interval:g} s"
-    return f"Updated {age} ago · {cadence}"
+    return f"Updated {age} ago · refreshing every {interval:g} s"
 
 
 def render_status(snapshot: Snapshot[Readable], *, view: str, interval: float | None) -> None:
     """The data's age, or the unavailability banner with the age of what is shown and a retry."""
     if snapshot.problem is None:
-        if snapshot.read_at is not None:
+        if snapshot.read_at is None:
+            return
+        if interval is not None:
             st.caption(updated_text(snapshot.read_at, interval))
+            return
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.caption(updated_text(snapshot.read_at, interval))
+        # A click reruns the fragment this button is in, which is a fresh read.
+        right.button("Refresh now", key=f"{view}-refresh-now", icon=":material/refresh:")
         return
     banner = unavailable_text(snapshot)
     if snapshot.value is None:

@@ -7,7 +7,9 @@ message, a name from Temporal) goes through `md_escape` before it is put into Ma
 
 from __future__ import annotations
 
+import html
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import quote
@@ -26,32 +28,45 @@ from relmgr.models import (
 
 BadgeColor = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray", "primary"]
 
-# One colour per state, for Markdown badges and table tags alike: Streamlit's palette names,
-# which adapt to the light and the dark theme by themselves.
-STATE_COLORS: dict[EntityState, BadgeColor] = {
-    EntityState.PENDING: "gray",
-    EntityState.IN_PROGRESS: "blue",
-    EntityState.RETRYING: "orange",
-    EntityState.SUCCEEDED: "green",
-    EntityState.FAILED: "red",
-    EntityState.CANCELLED: "violet",
+
+@dataclass(frozen=True, slots=True)
+class StateStyle:
+    """How one state is shown: a colour by meaning, and an icon and a word, so that it reads
+    without colour too."""
+
+    color: BadgeColor
+    icon: str  # a Material icon, for Streamlit elements
+    symbol: str  # a text symbol, for HTML and table cells
+    title: str
+
+
+# The one table of how states look, keyed by value so that a state added to EntityState later
+# (AWAITING_APPROVAL, PAUSED) picks up its style here; any other gets a neutral one.
+# Colours are Streamlit's palette names, which adapt to the light and the dark theme.
+_STATE_STYLES: dict[str, StateStyle] = {
+    "PENDING": StateStyle("gray", ":material/schedule:", "◌", "Pending"),
+    "IN_PROGRESS": StateStyle("blue", ":material/autorenew:", "▶", "In progress"),
+    "RETRYING": StateStyle("orange", ":material/replay:", "↻", "Retrying"),
+    "SUCCEEDED": StateStyle("green", ":material/check_circle:", "✔", "Succeeded"),
+    "FAILED": StateStyle("red", ":material/error:", "✖", "Failed"),
+    "CANCELLED": StateStyle("violet", ":material/cancel:", "⊘", "Cancelled"),
+    "AWAITING_APPROVAL": StateStyle("yellow", ":material/approval:", "✋", "Awaiting approval"),
+    "PAUSED": StateStyle("yellow", ":material/pause_circle:", "⏸", "Paused"),
 }
-STATE_ICONS: dict[EntityState, str] = {
-    EntityState.PENDING: ":material/schedule:",
-    EntityState.IN_PROGRESS: ":material/autorenew:",
-    EntityState.RETRYING: ":material/replay:",
-    EntityState.SUCCEEDED: ":material/check_circle:",
-    EntityState.FAILED: ":material/error:",
-    EntityState.CANCELLED: ":material/cancel:",
-}
-STATE_TITLES: dict[EntityState, str] = {
-    EntityState.PENDING: "Pending",
-    EntityState.IN_PROGRESS: "In progress",
-    EntityState.RETRYING: "Retrying",
-    EntityState.SUCCEEDED: "Succeeded",
-    EntityState.FAILED: "Failed",
-    EntityState.CANCELLED: "Cancelled",
-}
+
+
+def state_style(state: EntityState) -> StateStyle:
+    """The style of a state; a state this table does not know gets a neutral one."""
+    known = _STATE_STYLES.get(state.value)
+    if known is not None:
+        return known
+    return StateStyle("gray", ":material/help:", "•", state.value.replace("_", " ").capitalize())
+
+
+STATE_STYLES: dict[EntityState, StateStyle] = {s: state_style(s) for s in EntityState}
+STATE_COLORS: dict[EntityState, BadgeColor] = {s: v.color for s, v in STATE_STYLES.items()}
+STATE_ICONS: dict[EntityState, str] = {s: v.icon for s, v in STATE_STYLES.items()}
+STATE_TITLES: dict[EntityState, str] = {s: v.title for s, v in STATE_STYLES.items()}
 KIND_TITLES: dict[EntityKind, str] = {
     EntityKind.RELEASE: "Release",
     EntityKind.WAVE: "Wave",
@@ -90,6 +105,15 @@ def md_escape(text: str) -> str:
 def badge(state: EntityState) -> str:
     """A coloured Markdown badge naming the state."""
     return f":{STATE_COLORS[state]}-badge[{state.value}]"
+
+
+def state_html(state: EntityState) -> str:
+    """A coloured tag with symbol and word, for HTML tables (`relmgr.ui.styles` colours it)."""
+    style = STATE_STYLES[state]
+    return (
+        f'<span class="relmgr-state relmgr-{style.color}">'
+        f"{style.symbol} {html.escape(style.title)}</span>"
+    )
 
 
 def node_title(entity: Entity) -> str:
@@ -174,8 +198,9 @@ def age_seconds(moment: datetime, now: datetime | None = None) -> float:
 
 
 def format_duration(entity: Entity, now: datetime | None = None) -> str:
-    """How long the entity ran (or has been running), or an em dash if it never started."""
-    if entity.started_at is None:
+    """How long the entity ran (or has been running), or an em dash if it has not begun (no
+    workflow yet, or a PENDING one: scheduled, or waiting for a worker)."""
+    if entity.started_at is None or entity.state is EntityState.PENDING:
         return MISSING
     end = entity.finished_at if entity.state.is_terminal and entity.finished_at else now
     return format_seconds(age_seconds(entity.started_at, end))
@@ -199,3 +224,47 @@ def current_wave_text(current: int | None, total: int) -> str:
 def is_release(entity: Entity) -> bool:
     """True for the root of a tree."""
     return isinstance(entity, Release) or entity.kind is EntityKind.RELEASE
+
+
+def temporal_workflow_url(base_url: str, namespace: str, workflow_id: str) -> str | None:
+    """The page of a workflow (every run of its ID) in Temporal's Web UI; None without a base."""
+    base = base_url.strip().rstrip("/")
+    if not base:
+        return None
+    return f"{base}/namespaces/{quote(namespace, safe='')}/workflows?query=" + quote(
+        f"WorkflowId='{workflow_id}'", safe=""
+    )
+
+
+def attempt_text(entity: Entity) -> str:
+    """`2 of 3`, `2` when the maximum is unknown, or an em dash before the first attempt."""
+    if not entity.attempt:
+        return MISSING
+    if entity.max_attempts:
+        return f"{entity.attempt} of {entity.max_attempts}"
+    return str(entity.attempt)
+
+
+def time_until(moment: datetime, now: datetime | None = None) -> str:
+    """`in 4 min 10 s`, or `due now` once `moment` has come."""
+    current = now if now is not None else datetime.now(UTC)
+    wait = (as_utc(moment) - as_utc(current)).total_seconds()
+    return f"in {format_seconds(wait)}" if wait > 0 else "due now"
+
+
+def next_retry_text(entity: Entity, now: datetime | None = None) -> str:
+    """`next attempt 12:10:05 UTC (in 4 min 10 s)` for a RETRYING entity that says when, else
+    an empty string."""
+    if entity.state is not EntityState.RETRYING or entity.next_retry_at is None:
+        return ""
+    when = time_until(entity.next_retry_at, now)
+    return f"next attempt {as_utc(entity.next_retry_at):%H:%M:%S} UTC ({when})"
+
+
+def scheduled_text(entity: Entity, now: datetime | None = None) -> str:
+    """`scheduled to begin 2026-11-26 18:00:00 UTC (in 5 h 59 min)` for a PENDING entity with a
+    planned start, else an empty string."""
+    if entity.state is not EntityState.PENDING or entity.scheduled_for is None:
+        return ""
+    when = time_until(entity.scheduled_for, now)
+    return f"scheduled to begin {format_time(entity.scheduled_for)} ({when})"

@@ -9,6 +9,7 @@ that matches, and only when its button is clicked.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,8 +28,8 @@ from relmgr.models import (
 )
 from relmgr.reader.matching import MAX_EXPORT_ROWS
 from relmgr.ui.freshness import load, render_status
-from relmgr.ui.links import open_release, remember_rows, selected_id
-from relmgr.ui.present import STATE_TITLES, md_escape
+from relmgr.ui.links import follow_selection
+from relmgr.ui.present import STATE_STYLES, STATE_TITLES, md_escape, release_href
 from relmgr.ui.runtime import get_reader
 from relmgr.ui.tables import RELEASE_COLUMNS, release_columns, release_rows, table_height
 
@@ -53,6 +54,8 @@ SORT_TITLES: dict[str, str] = {
     ReleaseSort.PERCENT_COMPLETE.value: "Percent complete",
 }
 ORDER_TITLES: dict[str, str] = {"desc": "Descending", "asc": "Ascending"}
+_SEPARATORS = re.compile(r"[\s_]+")
+_OUTSIDE_ALPHABET = re.compile(r"[^a-z0-9.-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +76,9 @@ def _first_page() -> None:
 
 def render_controls() -> ListControls:
     """The filter, search, sort and page-size controls, in one row, bound to the URL."""
-    state_col, search_col, sort_col, order_col, size_col = st.columns(
-        [2, 3, 2, 2, 1], vertical_alignment="bottom"
-    )
+    state_col, search_col, sort_col, order_col, size_col = st.container(
+        key="list-controls"
+    ).columns([2, 3, 2, 2, 1], vertical_alignment="bottom")
     state = state_col.selectbox(
         "State",
         [ANY_STATE, *(s.value for s in EntityState)],
@@ -89,7 +92,7 @@ def render_controls() -> ListControls:
         key=SEARCH_KEY,
         bind="query-params",
         placeholder="part of a release ID, e.g. 2026-11",
-        help="Lowercase letters, digits, '-' and '.' (1-64 characters)",
+        help="Part of a release ID (up to 64 characters); case and punctuation are ignored",
         on_change=_first_page,
     )
     sort = sort_col.selectbox(
@@ -125,9 +128,17 @@ def render_controls() -> ListControls:
     )
 
 
+def normalize_search(text: str) -> str:
+    """The search as IDs are written: lowercase, spaces and '_' as '-', any other character
+    outside the ID alphabet dropped, no '-' or '.' at either end (`" Rel_Demo! "` -> `rel-demo`)."""
+    lowered = _SEPARATORS.sub("-", text.strip().lower())
+    return _OUTSIDE_ALPHABET.sub("", lowered).strip("-.")
+
+
 def build_query(controls: ListControls, page: int = 1) -> ReleaseQuery:
-    """The reader query for the controls; InvalidIdError for a malformed search."""
-    search = controls.search.strip()
+    """The reader query for the controls (search normalised); InvalidIdError for a search that
+    stays malformed (too long)."""
+    search = normalize_search(controls.search)
     if search:
         ids.validate_search(search)
     return ReleaseQuery(
@@ -171,12 +182,44 @@ def releases_csv_of(reader: SyncReader, query: ReleaseQuery) -> Callable[[], str
     return build
 
 
-def render_tiles(counts: StateCounts) -> None:
-    """One tile per state with how many releases are in it, and one with all of them."""
-    columns = st.columns(len(EntityState) + 1)
-    columns[0].metric("All releases", counts.total, border=True)
-    for column, state in zip(columns[1:], EntityState, strict=True):
-        column.metric(STATE_TITLES[state], counts.get(state), border=True)
+def tile_label(title: str, count: int, state: EntityState | None) -> str:
+    """A tile's label (Streamlit Markdown): symbol and title in the state's colour, the count
+    in bold; `All releases` plain."""
+    if state is None:
+        return f"{title} · **{count}**"
+    style = STATE_STYLES[state]
+    return f":{style.color}[{style.symbol} {title}] · **{count}**"
+
+
+def _filter_by(state: str) -> None:
+    # A callback, run before the next run: the state select (outside the data fragment) may
+    # still be given its new value, and the list starts again at page 1.
+    st.session_state[STATE_KEY] = state
+    st.session_state[PAGE_KEY] = 1
+
+
+def render_tiles(counts: StateCounts, active: str) -> None:
+    """One tile per state with how many releases are in it, and one with all of them; a tile
+    is a button that filters the list by its state (the chosen one is highlighted)."""
+    tiles: list[tuple[str, str, int, EntityState | None]] = [
+        (ANY_STATE, "All releases", counts.total, None),
+        *((s.value, STATE_TITLES[s], counts.get(s), s) for s in EntityState),
+    ]
+    clicked = False
+    with st.container(key="state-tiles"):
+        columns = st.columns(len(tiles))
+        for column, (value, title, count, state) in zip(columns, tiles, strict=True):
+            clicked |= column.button(
+                tile_label(title, count, state),
+                key=f"tile-{value}",
+                on_click=_filter_by,
+                args=(value,),
+                type="primary" if value == active else "secondary",
+                width="stretch",
+                help=f"Show {'all releases' if state is None else title.lower() + ' releases'}",
+            )
+    if clicked:
+        st.rerun(scope="app")  # the controls above the data region show the new filter
 
 
 def render_table(page: ReleaseListPage) -> None:
@@ -191,10 +234,7 @@ def render_table(page: ReleaseListPage) -> None:
         selection_mode="single-row",
         height=table_height(len(page.items), max_rows=20),
     )
-    chosen = selected_id(TABLE_KEY, event)
-    remember_rows(TABLE_KEY, [r.id for r in page.items])
-    if chosen is not None:
-        open_release(chosen)
+    follow_selection(TABLE_KEY, event, [release_href(r.id) for r in page.items])
 
 
 def render_pager(page: ReleaseListPage) -> None:
@@ -238,9 +278,19 @@ def render_list(controls: ListControls, *, interval: float | None) -> None:
     render_status(snapshot, view="releases", interval=interval)
     if page is None:
         return
-    render_tiles(page.counts)
+    render_tiles(page.counts, controls.state)
+    typed = controls.search.strip()
+    if typed and typed != (query.search or ""):
+        searched = f"“{md_escape(query.search)}”" if query.search else "nothing (every release)"
+        st.caption(
+            f"Searched for {searched}: IDs are lowercase letters, digits, '-' and '.', "
+            "so the search was lowercased and other characters dropped."
+        )
     if not page.items:
-        st.info("No releases match these filters.", icon=":material/filter_alt_off:")
+        st.info(
+            "No releases match these filters; change or clear them above.",
+            icon=":material/filter_alt_off:",
+        )
     render_table(page)
     render_pager(page)
 

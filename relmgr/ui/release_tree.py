@@ -13,6 +13,7 @@ label changes, and a parent being closed and opened again.
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,40 +33,48 @@ from relmgr.models import (
     children_of,
 )
 from relmgr.ui.freshness import load, render_status
-from relmgr.ui.links import entity_table
+from relmgr.ui.links import anchor, follow_selection, render_picker, temporal_link
 from relmgr.ui.present import (
+    KIND_TITLES,
+    MISSING,
+    RELEASE_PARAM,
     RELEASES_PAGE,
     STATE_COLORS,
     STATE_ICONS,
+    attempt_text,
     badge,
+    entity_href,
     format_duration,
     format_time,
     md_escape,
+    next_retry_text,
     node_label,
+    node_title,
     ratio,
+    scheduled_text,
+    state_html,
 )
 from relmgr.ui.runtime import get_reader
-from relmgr.ui.tables import SHOW_PATH, SHOW_SEGMENT, entity_columns, entity_rows, table_height
+from relmgr.ui.tables import SHOW_SEGMENT, entity_columns, entity_rows, table_height
 
 # How long an entity stays highlighted after its state changed: a few refreshes, so the eye
 # can catch it, rather than exactly one.
 HIGHLIGHT_SECONDS = 10.0
 OPEN_KEY = "relmgr-tree-open"
-ATTENTION_KEY = "attention-table"
 CSV_KEY = "hierarchy-csv"
 CHANGED_ICON = ":material/bolt:"
 CONTAINS_CHANGES_ICON = ":material/update:"
 _TRACKER_KEY = "relmgr-change-tracker"
+# The change mark leads, right after the (pinned) link: at 1400 px it is in view.
 _APP_TABLE_COLUMNS = (
     "Entity",
+    "Changed",
     "State",
     "Attempt",
     "Started",
     "Last changed",
     "Last error",
-    "Changed",
 )
-_ATTENTION_COLUMNS = ("Kind", "Entity", "State", "Attempt", "Last error", "Last changed")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,8 +134,32 @@ def counts_markdown(counts: StateCounts) -> str:
     return " ".join(shown) if shown else ":gray-badge[no apps]"
 
 
+def attention_leaves(hierarchy: ReleaseHierarchy) -> list[TreeNode]:
+    """The root causes: failed or retrying entities with no failed or retrying entity below
+    them (the app, or the deepest entity that carries the error), in tree order."""
+    items = hierarchy.needs_attention()
+    flagged = {node.id for node in items}
+    return [
+        node
+        for node in items
+        if not any(other.startswith(node.id + ".") for other in flagged if other != node.id)
+    ]
+
+
+def root_cause_text(node: TreeNode) -> str:
+    """`app checkout on cluster eu-west-1 failed: <error>` (plain text)."""
+    ref = ids.parse_entity_id(node.id)
+    where = ""
+    cluster = next((a for a in ref.ancestors() if a.kind is EntityKind.CLUSTER), None)
+    if cluster is not None and node.kind is not EntityKind.CLUSTER:
+        where = f" on cluster {cluster.name}"
+    verb = "is retrying" if node.state is EntityState.RETRYING else node.state.value.lower()
+    error = f": {node.last_error}" if node.last_error else ""
+    return f"{KIND_TITLES[node.kind].lower()} {ref.name}{where} {verb}{error}"
+
+
 def render_header(hierarchy: ReleaseHierarchy) -> None:
-    """State, progress bar, app counts by state, and timing."""
+    """State, progress bar, app counts by state, timing, and the root cause of a failure."""
     release = hierarchy.release
     apps = release.rollup.apps
     waves = release.rollup.children
@@ -137,22 +170,84 @@ def render_header(hierarchy: ReleaseHierarchy) -> None:
         text=f"{percent:.1f}% of apps deployed ({apps.succeeded} of {apps.total})",
     )
     st.markdown(counts_markdown(apps))
-    finished = format_time(release.finished_at) if release.state.is_terminal else "—"
-    st.caption(
+    st.caption(timing_text(hierarchy))
+    causes = attention_leaves(hierarchy)
+    if causes:
+        more = f" (and {len(causes) - 1} more below)" if len(causes) > 1 else ""
+        cause = root_cause_text(causes[0])
+        text = md_escape(cause[:1].upper() + cause[1:])
+        if causes[0].state is EntityState.FAILED:
+            st.error(text + more, icon=":material/error:")
+        else:
+            st.warning(text + more, icon=":material/replay:")
+
+
+def timing_text(hierarchy: ReleaseHierarchy) -> str:
+    """When the release started, last changed and finished, and how long it ran (plain text).
+
+    A release that has not begun (scheduled, or waiting for a worker) has no running time."""
+    release = hierarchy.release
+    if release.state is EntityState.PENDING:
+        scheduled = scheduled_text(release)
+        return (
+            f"Not begun yet: {scheduled or 'waiting for a worker'} · created "
+            f"{format_time(release.started_at)}"
+        )
+    finished = format_time(release.finished_at) if release.state.is_terminal else MISSING
+    return (
         f"Started {format_time(release.started_at)} · last change "
         f"{format_time(hierarchy.last_changed_at())} · finished {finished} · "
         f"running time {format_duration(release)}"
     )
 
 
+def attention_html(leaves: list[TreeNode]) -> str:
+    """The needs-attention table: one row per root cause, its place in the tree as columns,
+    the whole error wrapped, and links to its page and to Temporal's UI (HTML)."""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("Entity", "State", "Wave", "Cluster", "Attempt", "Last error", "Last changed")
+    )
+    rows = []
+    for node in leaves:
+        ref = ids.parse_entity_id(node.id)
+        parents = {a.kind: a.name for a in ref.ancestors()}
+        temporal = temporal_link(node.id)
+        entity = anchor(f"{KIND_TITLES[node.kind]} {ref.name}", entity_href(node.id))
+        if temporal:
+            entity += f"<br><small>{temporal}</small>"
+        cells = (
+            entity,
+            state_html(node.state),
+            html.escape(parents.get(EntityKind.WAVE, MISSING)),
+            html.escape(parents.get(EntityKind.CLUSTER, MISSING)),
+            html.escape(" · ".join(t for t in (attempt_text(node), next_retry_text(node)) if t)),
+            f'<span class="relmgr-error">{html.escape(node.last_error or MISSING)}</span>',
+            html.escape(format_time(node.last_changed_at)),
+        )
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (
+        '<div class="relmgr-attention"><table><thead><tr>'
+        + head
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></div>"
+    )
+
+
 def render_attention(hierarchy: ReleaseHierarchy) -> None:
-    """Failed and retrying entities with their last error; a selected row opens its page."""
-    items = hierarchy.needs_attention()
-    st.subheader(f"Needs attention ({len(items)})", anchor=False)
-    if not items:
+    """One row per failed or retrying root cause (not its ancestors), whole errors shown."""
+    leaves = attention_leaves(hierarchy)
+    st.subheader(f"Needs attention ({len(leaves)})", anchor=False)
+    if not leaves:
         st.caption("Nothing has failed and nothing is retrying.")
         return
-    entity_table(items, key=ATTENTION_KEY, show=SHOW_PATH, columns=_ATTENTION_COLUMNS, max_rows=8)
+    st.markdown(attention_html(leaves), unsafe_allow_html=True)
+    if temporal_link(hierarchy.release.id) is not None:
+        st.caption(
+            "Every attempt of an entity, with its error, is in its workflow's event history: "
+            "follow its Temporal UI link."
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,6 +272,17 @@ def _icon(node: TreeNode, changes: Changes) -> str:
     return STATE_ICONS[node.state]
 
 
+def node_links_html(node: TreeNode) -> str:
+    """The node's own page (not for the release: this is its page) and its Temporal UI (HTML)."""
+    parts = []
+    if node.kind is not EntityKind.RELEASE:
+        parts.append(anchor(f"Open {node_title(node).lower()}", entity_href(node.id)))
+    temporal = temporal_link(node.id)
+    if temporal:
+        parts.append(temporal)
+    return " &nbsp;·&nbsp; ".join(parts)
+
+
 def _render_node(node: TreeNode, changes: Changes) -> None:
     key = tree_key(node.id)
     remembered: dict[str, bool] = st.session_state.setdefault(OPEN_KEY, {})
@@ -195,15 +301,23 @@ def _render_node(node: TreeNode, changes: Changes) -> None:
     with expander:
         if not expander.open:
             return  # lazy: nothing below a closed node is drawn
+        links = node_links_html(node)
+        if links:
+            st.caption(links, unsafe_allow_html=True)
         if isinstance(node, Bundle):
-            st.dataframe(
-                entity_rows(node.apps, changed=changes.changed),
+            table_key = f"apps-{key}"
+            rows = entity_rows(node.apps, changed=changes.changed)
+            event = st.dataframe(
+                rows,
                 column_config=entity_columns(show=SHOW_SEGMENT),
                 column_order=_APP_TABLE_COLUMNS,
                 hide_index=True,
-                key=f"apps-{key}",
+                key=table_key,
+                on_select="rerun",
+                selection_mode="single-row",
                 height=table_height(len(node.apps), max_rows=25),
             )
+            follow_selection(table_key, event, rows["Entity"])
             return
         for child in children_of(node):
             _render_node(child, changes)
@@ -281,9 +395,16 @@ def render_release(release_id: str, *, interval: float | None) -> None:
         )
     except InvalidIdError as exc:
         st.error(md_escape(exc.message), icon=":material/error:")
+        render_picker(param=RELEASE_PARAM, key="release-picker-not-found")
         return
     except NotFoundError:
-        st.warning(f"Release {md_escape(release_id)} was not found.", icon=":material/search_off:")
+        st.warning(
+            f"Release {md_escape(release_id)} was not found: no release workflow has this ID "
+            "(a typo, or a release this Temporal namespace does not keep any more). "
+            "Pick one instead:",
+            icon=":material/search_off:",
+        )
+        render_picker(param=RELEASE_PARAM, key="release-picker-not-found")
         st.page_link(RELEASES_PAGE, label="Back to all releases", icon=":material/arrow_back:")
         return
     render_status(snapshot, view="release", interval=interval)

@@ -2,13 +2,16 @@
 
 Every table is built here from models, column by column, so tests can check the values without a
 browser and so `st.dataframe` gets typed columns it can sort by clicking a header: links sort by
-ID, progress as a number, times as times. States are one-element lists shown as coloured tags
-(a `MultiselectColumn` in a read-only dataframe is Streamlit's coloured-label column).
+ID, progress as a number, the release list's times as times (entity tables show times and
+attempts as text, so that a missing one is an em dash, not the grid's `None`; they still sort).
+States are one-element lists shown as coloured tags (a `MultiselectColumn` in a read-only
+dataframe is Streamlit's coloured-label column).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import streamlit as st
@@ -26,7 +29,10 @@ from relmgr.models import (
 )
 from relmgr.ui.present import (
     KIND_TITLES,
+    MISSING,
     STATE_COLORS,
+    as_utc,
+    attempt_text,
     current_wave_text,
     entity_href,
     ratio,
@@ -56,6 +62,11 @@ def _time_column(label: str) -> Any:
     return st.column_config.DatetimeColumn(label, format=TIME_FORMAT, timezone="UTC")
 
 
+def table_time(moment: datetime | None) -> str:
+    """`2026-11-26 12:00:05` (UTC, said in the column's title), or an em dash when unknown."""
+    return MISSING if moment is None else as_utc(moment).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def table_height(rows: int, *, max_rows: int = 15) -> int:
     """A height that shows up to `max_rows` rows without inner scrolling, header included."""
     return _ROW_PX * (min(max(rows, 1), max_rows) + 1) + 3
@@ -64,18 +75,20 @@ def table_height(rows: int, *, max_rows: int = 15) -> int:
 # ---------------------------------------------------------------------------------------------
 # The release list.
 
+# The ID, state and times first: at 1400 px they show without scrolling sideways; the counts
+# follow (the ID column stays pinned when the table scrolls).
 RELEASE_COLUMNS: tuple[str, ...] = (
     "Release",
     "State",
     "Complete",
+    "Last changed",
+    "Started",
     "Apps",
     "Failed",
     "Retrying",
     "In progress",
     "Pending",
     "Wave",
-    "Started",
-    "Last changed",
 )
 
 
@@ -104,6 +117,7 @@ def release_columns() -> ColumnConfig:
             display_text=r"release=(.+)$",
             help="Opens the release in a new tab; select a row to open it here.",
             width="medium",
+            pinned=True,
         ),
         "State": _state_column(),
         "Complete": st.column_config.ProgressColumn(
@@ -161,10 +175,12 @@ def entity_rows(
         "Kind": [KIND_TITLES[e.kind] for e in rows],
         "State": [[e.state.value] for e in rows],
         "Roll-up": [rollup_text(e) if isinstance(e, _TREE_NODES) else "" for e in rows],
-        "Attempt": [e.attempt for e in rows],
-        "Started": [e.started_at for e in rows],
-        "Last changed": [e.last_changed_at for e in rows],
-        "Last error": [e.last_error or "" for e in rows],
+        # Text, not numbers and times: a missing value is an em dash, where the grid would
+        # print `None`; the times still sort right (`YYYY-MM-DD HH:MM:SS`).
+        "Attempt": [attempt_text(e) for e in rows],
+        "Started": [table_time(e.started_at) for e in rows],
+        "Last changed": [table_time(e.last_changed_at) for e in rows],
+        "Last error": [e.last_error or MISSING for e in rows],
         "Changed": [[CHANGED_TAG] if e.id in changed else [] for e in rows],
     }
 
@@ -178,15 +194,16 @@ def entity_columns(*, show: str = SHOW_ID) -> ColumnConfig:
         "Entity": st.column_config.LinkColumn(
             "Entity",
             display_text=show,
-            help="Opens the entity's page in a new tab",
+            help="Opens the entity's page in a new tab; select a row to open it here",
             width="large" if show == SHOW_ID else "medium",
+            pinned=True,
         ),
         "Kind": st.column_config.TextColumn("Kind", width="small"),
         "State": _state_column(),
         "Roll-up": st.column_config.TextColumn("Roll-up", help="Succeeded / total below it"),
-        "Attempt": st.column_config.NumberColumn("Attempt", width="small"),
-        "Started": _time_column("Started"),
-        "Last changed": _time_column("Last changed"),
+        "Attempt": st.column_config.TextColumn("Attempt", width="small"),
+        "Started": st.column_config.TextColumn("Started (UTC)", width="medium"),
+        "Last changed": st.column_config.TextColumn("Last changed (UTC)", width="medium"),
         "Last error": st.column_config.TextColumn("Last error", width="large"),
         "Changed": st.column_config.MultiselectColumn(
             "Changed", options=[CHANGED_TAG], color="orange", width="small"

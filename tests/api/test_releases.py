@@ -32,6 +32,9 @@ PAYMENTS_ITEM: dict[str, Any] = {
     "attempt": 1,
     "last_error": None,
     "started": True,
+    "max_attempts": None,
+    "next_retry_at": None,
+    "scheduled_for": None,
     "waves_total": 1,
     "current_wave": 1,
     "apps": {
@@ -467,6 +470,9 @@ async def test_failed_app_entity_carries_its_error(
         "attempt": 2,
         "last_error": '=HYPERLINK("http://evil")',
         "started": True,
+        "max_attempts": None,
+        "next_retry_at": None,
+        "scheduled_for": None,
     }
 
 

@@ -288,6 +288,7 @@ def dashboard(
     ui_refresh_seconds: float = 1.0,
     app_root: Path = ROOT,
     account: Account = DEFAULT_ACCOUNT,
+    temporal_ui_url: str = "",
 ) -> Iterator[Dashboard]:
     """Start Temporal, a worker, `seed` (if given; overlapping the dashboard's start-up), and the
     dashboard in dev mode with `account` as a bcrypt user; stop all of it on the way out."""
@@ -314,6 +315,7 @@ def dashboard(
                     "RELMGR_COOKIE_KEY": cookie_key,
                     "RELMGR_REFRESH_SECONDS": "1",
                     "RELMGR_UI_REFRESH_SECONDS": f"{ui_refresh_seconds:g}",
+                    "RELMGR_TEMPORAL_UI_URL": temporal_ui_url,
                 },
                 workdir / "streamlit.log",
                 app_root,

@@ -307,3 +307,13 @@ def test_relmgr_api_in_dev_mode_refuses_a_public_bind(
         get_settings.cache_clear()
     assert status == 1
     assert "listens on loopback only, not '0.0.0.0'" in capsys.readouterr().err
+
+
+def test_the_dashboard_of_relmgr_dev_links_to_its_temporal_ui(tmp_path: Path) -> None:
+    """`relmgr dev` gives the dashboard RELMGR_TEMPORAL_UI_URL: the embedded server's UI port."""
+    from relmgr.dev.children import child_environment
+    from relmgr.dev.config import DevConfig
+
+    config = DevConfig(data_dir=tmp_path, temporal_ui_port=18233)
+    env = child_environment(config, datadir.DataDir(tmp_path), {})
+    assert env["RELMGR_TEMPORAL_UI_URL"] == "http://127.0.0.1:18233"

@@ -46,6 +46,38 @@ def test_a_running_entity_maps_its_attributes_and_memo() -> None:
     assert entity.started is True
 
 
+def test_a_retrying_app_carries_its_maximum_and_next_retry_time() -> None:
+    """`max_attempts` and `next_retry_at` from the memo reach the entity (the retry time only
+    while the app is RETRYING)."""
+    retry_at = LATER + timedelta(minutes=10)
+    memo = EntityMemo(attempt=2, max_attempts=3, next_retry_at=retry_at, last_error="timeout")
+    row = row_from_info(workflow_info(APP, EntityState.RETRYING, changed_at=LATER, memo=memo))
+    assert row is not None
+    assert (row.entity.attempt, row.entity.max_attempts, row.entity.next_retry_at) == (
+        2,
+        3,
+        retry_at,
+    )
+    done = row_from_info(workflow_info(APP, EntityState.IN_PROGRESS, changed_at=LATER, memo=memo))
+    assert done is not None
+    assert (done.entity.max_attempts, done.entity.next_retry_at) == (3, None)
+
+
+def test_a_delayed_release_carries_its_planned_start() -> None:
+    """Visibility's execution time after the start time (a start delay) is the planned start;
+    equal to it, there is none."""
+    info = workflow_info("rel-one", EntityState.PENDING)
+    info.execution_time.FromDatetime(T0 + timedelta(hours=6))
+    row = row_from_info(info)
+    assert row is not None
+    assert row.entity.scheduled_for == T0 + timedelta(hours=6)
+    plain = workflow_info("rel-one", EntityState.PENDING)
+    plain.execution_time.FromDatetime(T0)
+    row = row_from_info(plain)
+    assert row is not None
+    assert row.entity.scheduled_for is None
+
+
 def test_a_published_terminal_state_finishes_at_its_last_change_until_closed() -> None:
     """SUCCEEDED published but the execution not closed yet: finished at the last change."""
     row = row_from_info(workflow_info(APP, EntityState.SUCCEEDED, changed_at=LATER))

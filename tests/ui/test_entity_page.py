@@ -3,18 +3,31 @@ release, its children, live detail, not found and malformed IDs, Temporal going 
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from relmgr.reader.fake import FakeReader
+from relmgr.ui.links import NAVIGATING_TO
 from tests.ui.conftest import FAILED_APP, open_page
 
 PAGE = "pages/entity.py"
 BUNDLE = "rel-demo.wave-2.cluster-c1.bundle-core"
 
 
+_ANCHOR = re.compile(r'<a href="([^"]*)" target="(_self|_blank)"[^>]*>([^<]*)</a>')
+
+
+def anchors(markdown: str) -> list[tuple[str, str, str]]:
+    """The HTML links in a Markdown text as (label, href, target)."""
+    return [(label, href, target) for href, target, label in _ANCHOR.findall(markdown)]
+
+
 def crumbs(at: AppTest) -> list[tuple[str, str]]:
-    """The breadcrumb links as (label, target page)."""
-    return [(link.label, link.proto.page) for link in at.page_link]
+    """The breadcrumb links (the first Markdown with links) as (label, href)."""
+    found = next(m.value for m in at.markdown if "<a href" in m.value)
+    return [(label, href) for label, href, target in anchors(found) if target == "_self"]
 
 
 def test_an_app_shows_state_attempt_times_and_last_error(app: AppTest) -> None:
@@ -33,22 +46,42 @@ def test_an_app_shows_state_attempt_times_and_last_error(app: AppTest) -> None:
 
 
 def test_breadcrumbs_link_every_ancestor_up_to_the_release(app: AppTest) -> None:
-    """Releases, then the release (its own page), wave, cluster and bundle (entity pages)."""
+    """Releases, then the release (its own page), wave, cluster and bundle (entity pages), each a
+    plain link to its own URL, opened in the same tab (a full navigation, so the address bar and
+    Back follow; st.page_link to the same page left the URL on the old entity)."""
     at = open_page(app, PAGE, id=FAILED_APP)
-    assert [label for label, _ in crumbs(at)] == [
-        "Releases",
-        "Release rel-demo",
-        "Wave 2",
-        "Cluster c1",
-        "Bundle core",
+    assert crumbs(at) == [
+        ("Releases", "./"),
+        ("Release rel-demo", "release?release=rel-demo"),
+        ("Wave 2", "entity?id=rel-demo.wave-2"),
+        ("Cluster c1", "entity?id=rel-demo.wave-2.cluster-c1"),
+        ("Bundle core", f"entity?id={BUNDLE}"),
     ]
-    targets = [link.proto.query_string for link in at.page_link]
-    assert targets[1:] == [
-        "release=rel-demo",
-        "id=rel-demo.wave-2",
-        "id=rel-demo.wave-2.cluster-c1",
-        f"id={BUNDLE}",
-    ]
+    assert len(at.page_link) == 0
+
+
+def test_no_temporal_ui_link_without_the_setting(app: AppTest) -> None:
+    """RELMGR_TEMPORAL_UI_URL unset: no link to Temporal's UI anywhere on the page."""
+    at = open_page(app, PAGE, id=FAILED_APP)
+    assert not any("Temporal UI" in m.value for m in at.markdown)
+
+
+def test_the_entity_links_to_its_workflow_in_temporal_ui(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With RELMGR_TEMPORAL_UI_URL set, the breadcrumb line links (new tab) to the workflow."""
+    from relmgr.settings import get_settings
+
+    monkeypatch.setenv("RELMGR_TEMPORAL_UI_URL", "http://127.0.0.1:8233/")
+    get_settings.cache_clear()
+    at = open_page(app, PAGE, id=FAILED_APP)
+    found = next(m.value for m in at.markdown if "<a href" in m.value)
+    assert anchors(found)[-1] == (
+        "Temporal UI ↗",
+        "http://127.0.0.1:8233/namespaces/default/workflows?query="
+        "WorkflowId%3D%27rel-demo.wave-2.cluster-c1.bundle-core.app-a2%27",
+        "_blank",
+    )
 
 
 def test_a_bundle_lists_its_children_with_a_rollup(app: AppTest) -> None:
@@ -63,13 +96,14 @@ def test_a_bundle_lists_its_children_with_a_rollup(app: AppTest) -> None:
     assert [list(s) for s in table["State"]] == [["SUCCEEDED"], ["FAILED"]]
 
 
-def test_selecting_a_child_opens_its_page(app: AppTest) -> None:
-    """A selected child row switches to that child's entity page."""
+def test_selecting_a_child_sends_the_browser_to_its_page(app: AppTest) -> None:
+    """A selected child row navigates the browser to that child's URL (one full navigation);
+    the run that does so shows nothing else."""
     at = open_page(app, PAGE, id=BUNDLE)
     at.session_state["children-table"] = {"selection": {"rows": [1], "columns": []}}
     at.run()
     assert not at.exception
-    assert [t.value for t in at.title] == ["App a2"]
+    assert at.session_state[NAVIGATING_TO] == f"entity?id={FAILED_APP}"
 
 
 def test_a_release_id_works_and_links_to_its_release_page(app: AppTest) -> None:
@@ -77,9 +111,7 @@ def test_a_release_id_works_and_links_to_its_release_page(app: AppTest) -> None:
     at = open_page(app, PAGE, id="rel-demo")
     assert not at.exception
     assert [t.value for t in at.title] == ["Release rel-demo"]
-    link = at.page_link[-1]
-    assert (link.label, link.proto.query_string) == ("Release page of rel-demo", "release=rel-demo")
-    assert link.proto.page.endswith("release")
+    assert crumbs(at)[-1] == ("Release page of rel-demo", "release?release=rel-demo")
     assert "Children (2)" in [s.value for s in at.subheader]
 
 
@@ -110,11 +142,32 @@ def test_live_detail_says_unavailable_when_no_worker_answers(
     ]
 
 
-def test_unknown_entity_is_a_friendly_not_found(app: AppTest) -> None:
-    """A well-formed ID that names nothing: its kind and ID, and a way back."""
+def test_unknown_entity_is_a_friendly_not_found_with_the_picker(app: AppTest) -> None:
+    """A well-formed ID that names nothing: its kind and ID, why, and the release picker."""
     at = open_page(app, PAGE, id="rel-demo.wave-7")
     assert not at.exception
-    assert [w.value for w in at.warning] == ["Wave rel-demo.wave-7 was not found."]
+    assert [w.value for w in at.warning] == [
+        "Wave rel-demo.wave-7 was not found: no workflow has this ID (a typo, or a release "
+        "this Temporal namespace does not keep any more). Pick a release instead:"
+    ]
+    picker = at.selectbox(key="entity-picker-not-found")
+    assert picker.options[0].startswith("rel-demo · ")
+    picker.select("rel-done-one").run()
+    assert at.query_params["id"] == "rel-done-one"
+    assert [t.value for t in at.title] == ["Release rel-done-one"]
+
+
+def test_no_id_offers_a_picker_of_recent_releases(app: AppTest) -> None:
+    """Without an ID: the title and a searchable select of releases, running first; choosing
+    one puts it into the URL."""
+    at = open_page(app, PAGE)
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Entity"]
+    picker = at.selectbox(key="entity-picker")
+    assert picker.options[0] == "rel-demo · in progress"
+    assert sorted(picker.options[1:]) == ["rel-done-one · succeeded", "rel-done-two · failed"]
+    picker.select("rel-demo").run()
+    assert [t.value for t in at.title] == ["Release rel-demo"]
 
 
 def test_malformed_entity_id_names_the_expected_format(app: AppTest, fake: FakeReader) -> None:
@@ -127,6 +180,7 @@ def test_malformed_entity_id_names_the_expected_format(app: AppTest, fake: FakeR
     )
     assert [t.value for t in at.title] == ["Entity"]
     assert "get_entity" not in fake.calls
+    assert at.selectbox(key="entity-picker").value is None  # and the picker is offered
 
 
 def test_temporal_unavailable_keeps_the_entity_with_a_banner(

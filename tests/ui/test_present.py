@@ -6,18 +6,21 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from relmgr.models import EntityState
+from relmgr.models import App, EntityState
 from relmgr.ui.present import (
     age_seconds,
+    attempt_text,
     badge,
     entity_href,
     format_duration,
     format_seconds,
     format_time,
     md_escape,
+    next_retry_text,
     node_label,
     node_title,
     release_href,
+    scheduled_text,
 )
 from tests.ui.conftest import FAILED_APP, demo_tree
 
@@ -105,3 +108,45 @@ def test_links_are_relative_and_quoted() -> None:
     assert release_href("rel-demo") == "release?release=rel-demo"
     assert entity_href("rel-demo.wave-1") == "entity?id=rel-demo.wave-1"
     assert entity_href("x&y=1") == "entity?id=x%26y%3D1"
+
+
+def _app(**fields: object) -> App:
+    """An app of release rel-x with these fields."""
+    return App.model_validate(
+        {"id": "rel-x.wave-1.cluster-c.bundle-b.app-a", "kind": "app", "release_id": "rel-x"}
+        | fields
+    )
+
+
+def test_attempt_text_says_of_how_many_and_nothing_before_the_first() -> None:
+    """`2 of 3` with a known maximum, `2` without, an em dash before any attempt."""
+    app = _app()
+    assert attempt_text(app) == "—"
+    assert attempt_text(app.model_copy(update={"attempt": 2})) == "2"
+    assert attempt_text(app.model_copy(update={"attempt": 2, "max_attempts": 3})) == "2 of 3"
+
+
+def test_next_retry_text_names_the_time_and_the_wait() -> None:
+    """Only a RETRYING entity with a retry time gets the text; past due says so."""
+    now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+    app = _app(state=EntityState.RETRYING, next_retry_at=now + timedelta(minutes=4, seconds=10))
+    assert next_retry_text(app, now) == "next attempt 12:04:10 UTC (in 4 min 10 s)"
+    assert next_retry_text(app, now + timedelta(minutes=5)) == "next attempt 12:04:10 UTC (due now)"
+    assert next_retry_text(app.model_copy(update={"state": EntityState.IN_PROGRESS}), now) == ""
+
+
+def test_a_scheduled_release_has_a_planned_start_and_no_running_time() -> None:
+    """PENDING with a planned start: the start and the wait; no running time."""
+    now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+    release = _app(
+        state=EntityState.PENDING,
+        started_at=now - timedelta(minutes=6),
+        scheduled_for=now + timedelta(hours=5, minutes=54),
+    )
+    assert format_duration(release, now) == "—"
+    assert scheduled_text(release, now) == (
+        "scheduled to begin 2026-11-26 17:54:00 UTC (in 5 h 54 min)"
+    )
+    running = release.model_copy(update={"state": EntityState.IN_PROGRESS})
+    assert scheduled_text(running, now) == ""
+    assert format_duration(running, now) == "6 min 00 s"

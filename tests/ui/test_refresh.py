@@ -3,9 +3,12 @@ hidden tab."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from relmgr.reader.fake import FakeReader
 from relmgr.settings import get_settings
 from relmgr.ui.refresh import PAUSED
 
@@ -46,7 +49,20 @@ def test_pausing_stops_the_auto_refresh(app: AppTest) -> None:
     at.sidebar.selectbox(key="refresh-seconds").set_value(PAUSED).run()
     assert not at.exception
     assert at.session_state[RUN_EVERY] is None
-    assert at.caption[0].value == "Updated 0 s ago · auto-refresh paused"
+    read_at = at.session_state["relmgr-last-good"]["releases"][1].read_at
+    assert at.caption[0].value == (
+        f"Auto-refresh paused · data from {read_at.astimezone(UTC):%H:%M:%S} UTC"
+    )
+
+
+def test_refresh_now_reads_again_while_paused(app: AppTest, fake: FakeReader) -> None:
+    """Paused, the Refresh-now button is a fresh read, and the caption names its time."""
+    at = app.run()
+    at.sidebar.selectbox(key="refresh-seconds").set_value(PAUSED).run()
+    reads = fake.calls.count("list_releases")
+    at.button(key="releases-refresh-now").click().run()
+    assert not at.exception
+    assert fake.calls.count("list_releases") == reads + 1
 
 
 def test_a_configured_interval_is_the_default(

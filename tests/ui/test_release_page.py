@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 
 import pandas as pd
@@ -43,7 +44,7 @@ def app_table(at: AppTest, bundle_id: str) -> pd.DataFrame:
 
 def app_tables(at: AppTest) -> list[Dataframe]:
     """Every bundle's app table on the page."""
-    return [d for d in at.dataframe if d.key is None and "Changed" in d.value.columns]
+    return [d for d in at.dataframe if d.key is not None and d.key.startswith("apps-tree-")]
 
 
 def open_nodes(at: AppTest, *entity_ids: str) -> AppTest:
@@ -96,8 +97,9 @@ def test_opening_branches_shows_all_five_levels(app: AppTest) -> None:
         f"entity?id={FAILED_APP}",
     ]
     assert [list(s) for s in apps["State"]] == [["SUCCEEDED"], ["FAILED"]]
-    assert apps["Last error"].tolist() == ["", "deploy failed: exit code 3"]
-    assert apps["Attempt"].tolist() == [1, 2]
+    assert apps["Last error"].tolist() == ["—", "deploy failed: exit code 3"]
+    assert apps["Attempt"].tolist() == ["1", "2"]
+    assert apps["Started"].tolist() == ["2026-11-26 12:00:00", "2026-11-26 12:00:00"]
 
 
 def test_open_branches_stay_open_across_refreshes_and_label_changes(
@@ -184,32 +186,61 @@ def test_highlights_fade_after_their_time(app: AppTest, fake: FakeReader, monkey
     assert labels(at)[1] == "**Wave 1** · :red-badge[FAILED] · clusters 2/2 · apps 4/4"
 
 
-def test_needs_attention_lists_failed_and_retrying_entities_with_errors(app: AppTest) -> None:
-    """Every failed or retrying entity, deepest error shown, each linking to its page."""
-    at = open_page(app, PAGE, release="rel-demo")
-    assert "Needs attention (4)" in [s.value for s in at.subheader]
-    table = at.dataframe(key="attention-table").value
-    assert table["Entity"].tolist() == [
-        "entity?id=rel-demo.wave-2.cluster-c1",
-        "entity?id=rel-demo.wave-2.cluster-c1.bundle-core",
-        f"entity?id={FAILED_APP}",
-        f"entity?id={RETRYING_APP}",
-    ]
-    assert table["Last error"].tolist()[2:] == [
-        "deploy failed: exit code 3",
-        "timeout talking to api",
-    ]
-    assert [list(s) for s in table["State"]] == [["FAILED"], ["FAILED"], ["FAILED"], ["RETRYING"]]
+def attention_rows(at: AppTest) -> list[list[str]]:
+    """The needs-attention table's cells, row by row, as the HTML holds them."""
+    found = [m.value for m in at.markdown if 'class="relmgr-attention"' in m.value]
+    assert len(found) == 1
+    body = found[0].split("<tbody>")[1]
+    return [re.findall(r"<td>(.*?)</td>", row, re.S) for row in body.split("</tr>")[:-1]]
 
 
-def test_selecting_an_attention_row_opens_the_entity_page(app: AppTest) -> None:
-    """A selected row switches to that entity's page."""
+def test_needs_attention_lists_root_causes_only_with_their_place_and_whole_error(
+    app: AppTest,
+) -> None:
+    """One row per failed or retrying leaf (not its failed cluster and bundle), each a link to
+    its page, with wave and cluster as columns and the whole error."""
     at = open_page(app, PAGE, release="rel-demo")
-    at.session_state["attention-table"] = {"selection": {"rows": [2], "columns": []}}
-    at.run()
-    assert not at.exception
-    assert at.query_params["id"] == FAILED_APP
-    assert [t.value for t in at.title] == ["App a2"]
+    assert "Needs attention (2)" in [s.value for s in at.subheader]
+    rows = attention_rows(at)
+    assert [r[0] for r in rows] == [
+        f'<a href="entity?id={FAILED_APP}" target="_self">App a2</a>',
+        f'<a href="entity?id={RETRYING_APP}" target="_self">App a1</a>',
+    ]
+    assert [r[1] for r in rows] == [
+        '<span class="relmgr-state relmgr-red">✖ Failed</span>',
+        '<span class="relmgr-state relmgr-orange">↻ Retrying</span>',
+    ]
+    assert [(r[2], r[3], r[4]) for r in rows] == [("2", "c1", "2"), ("2", "c2", "2")]
+    assert [r[5] for r in rows] == [
+        '<span class="relmgr-error">deploy failed: exit code 3</span>',
+        '<span class="relmgr-error">timeout talking to api</span>',
+    ]
+
+
+def test_the_header_names_the_root_cause(app: AppTest) -> None:
+    """The release header says which app failed where, and why, before any table."""
+    at = open_page(app, PAGE, release="rel-demo")
+    assert [e.value.replace("\\", "") for e in at.error] == [
+        "App a2 on cluster c1 failed: deploy failed: exit code 3 (and 1 more below)"
+    ]
+
+
+def test_an_error_with_markup_is_shown_as_text_in_the_attention_table(
+    app: AppTest, fake: FakeReader
+) -> None:
+    """HTML in an error is escaped, never rendered."""
+    fake.put(
+        make_hierarchy(
+            "demo",
+            states={FAILED_APP: EntityState.FAILED},
+            errors={FAILED_APP: '<img src=x onerror="alert(1)"> & more'},
+        )
+    )
+    at = open_page(app, PAGE, release="rel-demo")
+    assert attention_rows(at)[0][5] == (
+        '<span class="relmgr-error">&lt;img src=x onerror=&quot;alert(1)&quot;&gt; '
+        "&amp; more</span>"
+    )
 
 
 def test_nothing_needs_attention_in_a_clean_release(app: AppTest) -> None:
@@ -263,35 +294,49 @@ def test_hierarchy_csv_falls_back_to_the_last_known_tree() -> None:
         current_hierarchy_csv(_UnavailableReader(None), "rel-demo")()  # type: ignore[arg-type]
 
 
-def test_unknown_release_is_a_friendly_not_found(app: AppTest) -> None:
-    """A well-formed ID with no release gets a message and a way back, no tree."""
+def test_unknown_release_is_a_friendly_not_found_with_the_picker(app: AppTest) -> None:
+    """A well-formed ID with no release gets a message, the picker and a way back, no tree."""
     at = open_page(app, PAGE, release="rel-nope")
     assert not at.exception
-    assert [w.value for w in at.warning] == ["Release rel-nope was not found."]
+    assert [w.value for w in at.warning] == [
+        "Release rel-nope was not found: no release workflow has this ID (a typo, or a "
+        "release this Temporal namespace does not keep any more). Pick one instead:"
+    ]
     assert len(at.expander) == 0
+    assert at.selectbox(key="release-picker-not-found").value is None
     assert at.page_link[-1].label == "Back to all releases"
 
 
 def test_malformed_release_id_names_the_expected_format(app: AppTest, fake: FakeReader) -> None:
-    """A malformed ID is refused before any read, with the expected format."""
+    """A malformed ID is refused before any read, with the expected format, and the picker."""
     at = open_page(app, PAGE, release="REL_<script>")
     assert not at.exception
     message = at.error[0].value.replace("\\", "")
     assert message.startswith("malformed ID 'REL_<script>': expected release: rel-<name>")
     assert "get_release_hierarchy" not in fake.calls
-    assert [t.value for t in at.title] == [r"Release REL\_\<script\>"]
+    assert [t.value for t in at.title] == ["Release"]
     assert len(at.get("download_button")) == 0
+    assert at.selectbox(key="release-picker").value is None
 
 
-def test_no_release_in_the_url_asks_for_one(app: AppTest) -> None:
-    """Without ?release=, the page asks for an ID and opens it."""
+def test_no_release_in_the_url_offers_the_picker(app: AppTest) -> None:
+    """Without ?release=, a searchable select of releases (running first); choosing one opens
+    it and puts it into the URL."""
     at = open_page(app, PAGE)
     assert not at.exception
-    assert at.text_input(key="release-prompt-value").label == "Release ID"
-    at.text_input(key="release-prompt-value").set_value("rel-demo")
-    next(b for b in at.button if b.label == "Open release").click().run()
+    picker = at.selectbox(key="release-picker")
+    assert picker.label == "Release"
+    assert picker.options[0] == "rel-demo · in progress"
+    picker.select("rel-demo").run()
     assert [t.value for t in at.title] == ["Release rel-demo"]
     assert at.query_params["release"] == "rel-demo"
+
+
+def test_a_typed_release_id_opens_too(app: AppTest) -> None:
+    """An ID that is not in the picker's list can be typed in."""
+    at = open_page(app, PAGE)
+    at.selectbox(key="release-picker").select("rel-done-two").run()
+    assert [t.value for t in at.title] == ["Release rel-done-two"]
 
 
 def test_temporal_unavailable_keeps_the_tree_with_a_banner(app: AppTest, fake: FakeReader) -> None:
@@ -330,3 +375,18 @@ def test_the_big_release_renders_lazily(app: AppTest, fake: FakeReader) -> None:
     assert len(fresh.expander) == 1 + 5 + 100 + 100
     assert len(app_tables(fresh)) == 100
     print(f"\nbig release, server side: closed tree {closed:.3f} s, fully open {everything:.3f} s")
+
+
+def test_every_open_node_links_to_its_own_page(app: AppTest) -> None:
+    """Inside an opened wave, cluster and bundle: a plain link (same tab) to its entity page;
+    the release itself is this page and gets none."""
+    at = open_nodes(
+        open_page(app, PAGE, release="rel-demo"), "rel-demo.wave-2", "rel-demo.wave-2.cluster-c1"
+    )
+    links = [c.value for c in at.caption if "<a href" in c.value]
+    assert links == [
+        '<a href="entity?id=rel-demo.wave-2" target="_self">Open wave 2</a>',
+        '<a href="entity?id=rel-demo.wave-2.cluster-c1" target="_self">Open cluster c1</a>',
+        '<a href="entity?id=rel-demo.wave-2.cluster-c1.bundle-core" target="_self">'
+        "Open bundle core</a>",
+    ]

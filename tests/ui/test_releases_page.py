@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from relmgr.models import EntityState, ReleaseQuery
 from relmgr.reader.fake import FakeReader
 from relmgr.ui import runtime
+from relmgr.ui.links import NAVIGATING_TO
 from relmgr.ui.release_list import ListControls, build_query, matching_releases, releases_csv_of
 from tests.factories import T0, make_hierarchy
 
@@ -27,9 +29,18 @@ STATE_TILES = [
 ]
 
 
+_TILE = re.compile(r"^(?::\w+\[\S+ )?([A-Za-z ]+?)\]? · \*\*(\d+)\*\*$")
+
+
 def tiles(at: AppTest) -> dict[str, str]:
-    """The tiles as label -> value."""
-    return {m.label: m.value for m in at.metric}
+    """The tiles (buttons keyed `tile-<state>`) as title -> count."""
+    found = {}
+    for button in at.button:
+        if button.key and button.key.startswith("tile-"):
+            match = _TILE.match(button.label)
+            assert match is not None, button.label
+            found[match.group(1)] = match.group(2)
+    return found
 
 
 def table_ids(at: AppTest) -> list[str]:
@@ -57,7 +68,8 @@ def test_tiles_count_releases_per_state(app: AppTest) -> None:
     """One tile per state plus all, with exact counts."""
     at = app.run()
     assert not at.exception
-    assert [m.label for m in at.metric] == STATE_TILES
+    assert list(tiles(at)) == STATE_TILES
+    assert at.button(key="tile-FAILED").label == ":red[✖ Failed] · **1**"
     assert tiles(at) == {
         "All releases": "3",
         "Pending": "0",
@@ -103,6 +115,20 @@ def test_filter_by_state_with_the_select(app: AppTest) -> None:
     assert table_ids(at) == ["rel-done-one"]
 
 
+def test_a_tile_filters_the_list_by_its_state(app: AppTest) -> None:
+    """Clicking the Failed tile filters the list (and the State select) to failed releases;
+    All releases clears the filter."""
+    at = app.run()
+    at.button(key="tile-FAILED").click().run()
+    assert not at.exception
+    assert at.selectbox(key="state").value == "FAILED"
+    assert table_ids(at) == ["rel-done-two"]
+    assert at.button(key="tile-FAILED").proto.type == "primary"
+    at.button(key="tile-All").click().run()
+    assert at.selectbox(key="state").value == "All"
+    assert len(table_ids(at)) == 3
+
+
 def test_search_by_id_fragment(app: AppTest) -> None:
     """A valid search keeps the releases whose ID contains it."""
     at = app.run()
@@ -111,14 +137,48 @@ def test_search_by_id_fragment(app: AppTest) -> None:
     assert table_ids(at) == ["rel-done-two", "rel-done-one"]
 
 
-@pytest.mark.parametrize("search", ["DROP TABLE", "rel_demo", "a" * 65, "x' OR '1'='1"])
-def test_a_malformed_search_names_the_allowed_characters(
-    app: AppTest, fake: FakeReader, search: str
+@pytest.mark.parametrize(
+    ("typed", "searched"),
+    [(" Done ", "done"), ("DONE!", "done"), ("rel_done", "rel-done"), ("'Done-Two'", "done-two")],
+)
+def test_a_search_is_normalised_and_says_what_was_searched(
+    app: AppTest, fake: FakeReader, typed: str, searched: str
 ) -> None:
-    """A search outside the ID alphabet is refused with the rule, and nothing is read."""
+    """Case and stray punctuation do not turn the list into an error: the search is normalised,
+    the reader gets the normalised text, and the page says what was searched."""
+    at = app.run()
+    at.text_input(key="q").set_value(typed).run()
+    assert not at.exception
+    assert len(at.error) == 0
+    assert all("done" in i for i in table_ids(at))
+    assert len(table_ids(at)) == (1 if "two" in searched else 2)
+    note = [c.value for c in at.caption if c.value.startswith("Searched for")]
+    if typed.strip() == searched:
+        assert note == []
+    else:
+        assert note == [
+            f"Searched for “{searched}”: IDs are lowercase letters, "
+            "digits, '-' and '.', so the search was lowercased and other characters dropped."
+        ]
+
+
+def test_a_search_that_matches_nothing_says_so_and_keeps_the_filters(app: AppTest) -> None:
+    """No match: a message, the controls still there with the search in them."""
+    at = app.run()
+    at.text_input(key="q").set_value("x' OR '1'='1").run()
+    assert not at.exception
+    assert table_ids(at) == []
+    assert [i.value for i in at.info] == [
+        "No releases match these filters; change or clear them above."
+    ]
+    assert at.text_input(key="q").value == "x' OR '1'='1"
+
+
+def test_a_search_too_long_names_the_rule(app: AppTest, fake: FakeReader) -> None:
+    """Past 64 characters the search is refused with the rule, and nothing is read."""
     at = app.run()
     reads = len(fake.calls)
-    at.text_input(key="q").set_value(search).run()
+    at.text_input(key="q").set_value("a" * 65).run()
     assert not at.exception
     assert len(at.error) == 1
     assert "expected 1-64 of lowercase letters, digits, '-', '.'" in at.error[0].value.replace(
@@ -197,14 +257,18 @@ def test_a_new_filter_starts_again_at_page_one(app: AppTest, fake: FakeReader) -
     assert len(table_ids(at)) == 25
 
 
-def test_selecting_a_row_opens_its_release_page(app: AppTest) -> None:
-    """Selecting a row switches to the release page of that row, with the ID in the URL."""
+def test_selecting_a_row_sends_the_browser_to_its_release(app: AppTest) -> None:
+    """Selecting a row navigates the browser to that row's release URL (a full navigation, so
+    Back returns to this list's URL with its filters and sort); the list's URL is untouched."""
     at = app.run()
+    at.query_params["q"] = "rel"
+    at.run()
     at.session_state["releases-table"] = {"selection": {"rows": [2], "columns": []}}
     at.run()
     assert not at.exception
-    assert [t.value for t in at.title] == ["Release rel-demo"]
-    assert at.query_params["release"] == "rel-demo"
+    assert at.session_state[NAVIGATING_TO] == "release?release=rel-demo"
+    assert at.query_params["q"] == "rel"
+    assert "release" not in at.query_params
 
 
 def test_fresh_data_says_how_old_it_is(app: AppTest) -> None:

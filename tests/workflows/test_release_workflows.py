@@ -139,4 +139,10 @@ async def test_retrying_app_is_visible_without_a_worker(client: Client) -> None:
     detail = EntityMemo.model_validate((await desc.memo())[MEMO_DETAIL])
     assert detail.attempt == 1
     assert detail.last_error == "deploy of a1 to c1 failed: simulated error (attempt 1)"
+    # How many attempts it may take, and when it tries again: retry_seconds after the failure.
+    assert detail.max_attempts == options.max_attempts
+    assert detail.next_retry_at is not None
+    changed = desc.typed_search_attributes.get(SA_LAST_CHANGE)
+    assert changed is not None
+    assert abs((detail.next_retry_at - changed).total_seconds() - 60) < 0.01
     await client.get_workflow_handle(release_id).terminate("test over")

@@ -17,7 +17,7 @@ from relmgr.api import create_app
 from relmgr.messages import DeployOptions
 from relmgr.starter import start_release
 from relmgr.worker import build_worker
-from tests.api.test_integration import AUTH, _settings, running
+from tests.api.test_integration import _auth, _settings, running
 from tests.factories import make_plan
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ async def _timeline_when(
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for _ in range(300):
-        response = await api.get(f"/api/releases/{release_id}/timeline", headers=AUTH)
+        response = await api.get(f"/api/releases/{release_id}/timeline", headers=_auth())
         if response.status_code == 200:
             body = response.json()
             if done(body):

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit bench bench-quick soak clean
+.PHONY: demo test lint typecheck unit bench bench-full bench-quick soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,22 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
+# Every kind of test but the long runs (marker `bench`, left out by pyproject's addopts), on two
+# workers: most of the suite waits on servers and a browser, so two share the two cores well.
+# tests/conftest.py groups the tests so that module and browser fixtures are built once.
+XDIST := -n 2 --dist loadgroup
+
 test: lint typecheck
-	$(BIN)/pytest --cov=relmgr --cov-report=term --cov-fail-under=80
+	$(BIN)/pytest $(XDIST) --cov=relmgr --cov-report=term --cov-fail-under=80
 
 unit: $(VENV)/.installed
-	$(BIN)/pytest -m "not integration and not browser"
+	$(BIN)/pytest $(XDIST) -m "not integration and not browser and not bench"
 
+# The long runs checked by tests: the quick benchmark end to end, a 45 s soak, a 100-user load.
 bench: $(VENV)/.installed
+	$(BIN)/pytest -m bench
+
+bench-full: $(VENV)/.installed
 	$(BIN)/python -m bench --out docs/PERFORMANCE.md --json docs/performance.json
 
 bench-quick: $(VENV)/.installed

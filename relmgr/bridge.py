@@ -56,6 +56,9 @@ class SyncReader:
     def _run(self, call: Callable[[ReleaseReader], Coroutine[Any, Any, T]], timeout: float) -> T:
         if self._closed:
             raise TemporalUnavailableError("the reader is closed")
+        if not self._thread.is_alive():
+            # A call handed to a loop that no longer runs would only wait out its timeout.
+            raise TemporalUnavailableError("the reader's event loop has stopped")
 
         async def invoke() -> T:
             return await call(await self._get_reader())
@@ -116,7 +119,8 @@ class SyncReader:
                 await self._reader.aclose()
 
         try:
-            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(self.timeout)
+            if self._thread.is_alive():
+                asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(self.timeout)
         except (concurrent.futures.TimeoutError, RuntimeError):
             pass
         finally:

@@ -33,3 +33,13 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 def client(temporal_env: WorkflowEnvironment) -> Client:
     """A client of the session's dev server using relmgr's pydantic data converter."""
     return temporal_env.client
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """For pytest-xdist's `--dist loadgroup` (`make test` runs two workers): each module's tests
+    stay on one worker, so module fixtures are built once; all browser tests stay on one, since
+    they share one package-scoped dashboard stack."""
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        group = "browser" if module.startswith("tests/browser/") else module
+        item.add_marker(pytest.mark.xdist_group(group))

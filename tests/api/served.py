@@ -21,9 +21,10 @@ from relmgr.api import create_app
 from relmgr.reader.fake import FakeReader
 from relmgr.settings import Settings
 from tests.api.conftest import SECRET, demo_trees
-from tests.ports import free_port
+from tests.ports import bound_socket, port_of
 
 ROOT = Path(__file__).resolve().parents[2]
+READY_SECONDS = 10.0  # a started server answers within ms; a loaded machine needs a few s
 
 
 def write_users(path: Path, password: str) -> Path:
@@ -43,22 +44,26 @@ def build_app() -> FastAPI:
 
 @contextmanager
 def serve_in_thread(app: FastAPI) -> Iterator[str]:
-    """Serve `app` on a free port in a thread; yield its base URL; stop it afterwards."""
-    port = free_port()
+    """Serve `app` on a socket the kernel gave a free port, in a thread; yield its base URL once
+    it serves; stop it afterwards. Raises if it has not started within 10 s."""
+    sock = bound_socket()
+    port = port_of(sock)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        for _ in range(200):
-            if server.started:
-                break
+        deadline = time.monotonic() + READY_SECONDS
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn on 127.0.0.1:{port} did not start")
             time.sleep(0.025)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
+        sock.close()
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,19 @@ class ServedProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1, trust_env=False).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 @contextmanager
 def serve_in_subprocess(workdir: Path, password: str) -> Iterator[ServedProcess]:
-    """Serve the demo app from its own process (its own GIL, as in production)."""
-    port = free_port()
+    """Serve the demo app from its own process (its own GIL, as in production), on a socket
+    bound here and handed to uvicorn (`--fd`). Raises if /health has not answered within 20 s."""
+    sock = bound_socket()
+    port = port_of(sock)
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -91,23 +105,23 @@ def serve_in_subprocess(workdir: Path, password: str) -> Iterator[ServedProcess]
         "uvicorn",
         "--factory",
         "tests.api.served:build_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
+        "--fd",
+        str(sock.fileno()),
         "--log-level",
         "warning",
         "--no-access-log",
     ]
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    process = subprocess.Popen(command, env=env, cwd=ROOT, pass_fds=(sock.fileno(),))
+    sock.close()  # the child holds the port now
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(400):
-            try:
-                if httpx.get(f"{url}/health", timeout=1, trust_env=False).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        deadline = time.monotonic() + 2 * READY_SECONDS
+        while not _healthy(url):
+            if process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with {process.returncode} before serving")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn at {url} did not answer /health within 20 s")
+            time.sleep(0.05)
         yield ServedProcess(url=url, pid=process.pid)
     finally:
         process.terminate()

@@ -20,7 +20,7 @@ from bench.harness import Config
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = Config.quick_mode()
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.bench, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import pytest
 
 from bench.herd import (
     LARGE,
+    MAX_CONCURRENCY,
     SMALL,
     Herd,
     HerdConfig,
@@ -19,6 +20,7 @@ from bench.herd import (
 )
 from bench.rawhttp import RawResponse
 
+ROOT = Path(__file__).resolve().parents[2]
 UNAVAILABLE = RawResponse(503, {}, b'{"error": {"code": "temporal_timeout", "message": "slow"}}')
 
 
@@ -96,19 +98,16 @@ def _round(
 
 
 def test_the_defaults_are_the_reported_scenario() -> None:
-    """No arguments: 10 large releases, 20 users, 60 s, bounds 2 then 64, no hogs, no JSON."""
+    """No arguments run what `HerdConfig()` (the in-process default) runs, and what the README's
+    reliability table reports: N users x M releases of 1,206, bound 2 then unbounded (64)."""
     config, json_path, workdir = parse_args([])
-    assert config == HerdConfig(
-        releases=10,
-        users=20,
-        seconds=60.0,
-        concurrency=(2, 64),
-        hogs=(0,),
-        shape=LARGE,
-        etag=True,
-    )
-    assert LARGE.entities == 1206
+    assert config == HerdConfig()
     assert (json_path, workdir) == (None, None)
+    assert config.shape is LARGE
+    assert config.concurrency == (2, MAX_CONCURRENCY)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    reported = f"{config.users} users x {config.releases} releases of {LARGE.entities:,}"
+    assert reported in readme
 
 
 def test_every_option_is_parsed_in_order() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.bench, pytest.mark.timeout(240)]
 
 
 def test_a_short_soak_appends_a_consistent_record_with_no_errors(tmp_path: Path) -> None:

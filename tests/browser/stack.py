@@ -182,6 +182,10 @@ class TemporalStack:
         self.server.stop()
 
 
+class PortTakenError(RuntimeError):
+    """The server exited because another process had taken its port."""
+
+
 class StreamlitServer:
     """`python -m relmgr.ui.server run streamlit_app.py` (from `root`, a checkout of relmgr; plain
     `streamlit run` for a checkout that predates that module) on a free 127.0.0.1 port, with the
@@ -189,6 +193,8 @@ class StreamlitServer:
 
     def __init__(self, env: Mapping[str, str], log_file: Path, root: Path = ROOT) -> None:
         self.port = free_port()
+        # free_port() may race another process for the port; the first start may move.
+        self._may_move = True
         self.log_file = log_file
         self.root = root
         # Nothing from the outer environment's RELMGR_* settings may leak into the app.
@@ -202,7 +208,19 @@ class StreamlitServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait_seconds: float = 60.0) -> None:
-        """Start the server and wait until `/_stcore/health` answers ok."""
+        """Start the server and wait until `/_stcore/health` answers ok; on the first start, a
+        server that found its port taken is started again on another (later starts keep it)."""
+        for _ in range(3 if self._may_move else 0):
+            try:
+                self._start(wait_seconds)
+                break
+            except PortTakenError:
+                self.port = free_port()
+        else:
+            self._start(wait_seconds)
+        self._may_move = False
+
+    def _start(self, wait_seconds: float) -> None:
         launcher = "relmgr.ui.server"
         if not (self.root / "relmgr" / "ui" / "server.py").is_file():
             launcher = "streamlit"
@@ -228,6 +246,8 @@ class StreamlitServer:
         deadline = time.monotonic() + wait_seconds
         while True:
             if self._process.poll() is not None:
+                if self._may_move and "is not available" in self.log_tail():
+                    raise PortTakenError(self.log_tail())
                 raise RuntimeError(
                     f"streamlit exited with {self._process.returncode}: {self.log_tail()}"
                 )

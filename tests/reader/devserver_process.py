@@ -27,6 +27,9 @@ class DevServerProcess:
 
     def __init__(self, *, port: int | None = None, db_file: Path | None = None) -> None:
         self.port = port or free_port()
+        # A port we picked may be taken before the server binds it (tests/ports.py); until the
+        # first start has succeeded we may pick another. After that the address must stay.
+        self._may_move = port is None
         self.db_file = db_file
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -71,8 +74,10 @@ class DevServerProcess:
         return self._process
 
     async def start(self, *, wait_seconds: float = 60.0) -> Client:
-        """Start the server and return a client once it answers."""
+        """Start the server and return a client once it answers; on the first start, a server
+        that exits at once (its port taken meanwhile) is started again on another port."""
         process = self.spawn()
+        moves = 3 if self._may_move else 0
         deadline = asyncio.get_running_loop().time() + wait_seconds
         while True:
             try:
@@ -80,9 +85,15 @@ class DevServerProcess:
                 # The namespace and search attributes are registered a moment after the port
                 # opens; a count on a custom attribute proves both.
                 await client.count_workflows("RelmgrKind = 'release'")
+                self._may_move = False
                 return client
             except Exception:
                 if process.poll() is not None:
+                    if moves > 0:
+                        moves -= 1
+                        self.port = free_port()
+                        process = self.spawn()
+                        continue
                     raise RuntimeError(
                         f"temporal dev server exited with {process.returncode}"
                     ) from None

@@ -30,11 +30,17 @@ class EntityKind(StrEnum):
 
 
 class EntityState(StrEnum):
-    """The life of every entity; RETRYING is an app waiting to try its deploy again."""
+    """The life of every entity; RETRYING is an app waiting to try its deploy again.
+
+    AWAITING_APPROVAL is a gated wave (and its release) waiting for an operator's approval;
+    PAUSED is a release an operator paused (its running wave finishes, no new wave starts).
+    """
 
     PENDING = "PENDING"
     IN_PROGRESS = "IN_PROGRESS"
     RETRYING = "RETRYING"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    PAUSED = "PAUSED"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
@@ -51,6 +57,31 @@ class EntityState(StrEnum):
 
 
 _TERMINAL = frozenset({EntityState.SUCCEEDED, EntityState.FAILED, EntityState.CANCELLED})
+
+
+class Control(StrEnum):
+    """The controls relmgr can send; each value is the name of the workflow's Temporal Update."""
+
+    APPROVE = "approve"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    RETRY = "retry"
+
+
+class ControlRecord(BaseModel):
+    """One accepted control, as a release's `relmgr.audit` memo keeps it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    at: datetime
+    user: str
+    role: str = ""
+    action: Control
+    target: str
+    reason: str = ""
+    request_id: str = ""
+    outcome: str = "accepted"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,6 +138,8 @@ class StateCounts(_Frozen):
     succeeded: int = 0
     failed: int = 0
     cancelled: int = 0
+    awaiting_approval: int = 0
+    paused: int = 0
 
     @property
     def total(self) -> int:
@@ -115,6 +148,8 @@ class StateCounts(_Frozen):
             self.pending
             + self.in_progress
             + self.retrying
+            + self.awaiting_approval
+            + self.paused
             + self.succeeded
             + self.failed
             + self.cancelled

@@ -330,6 +330,11 @@ class ReleaseSummary(Entity):
     waves_total: int = 0
     current_wave: int | None = None
     apps: StateCounts = StateCounts()
+    # The controls the release's workflow accepts (memo `relmgr.controls`), the apps holding it
+    # (failed, waiting for a retry), and its last accepted controls (memo `relmgr.audit`).
+    controls: tuple[Control, ...] = ()
+    held: tuple[str, ...] = ()
+    audit: tuple[ControlRecord, ...] = ()
 
     @property
     def percent_complete(self) -> float:

@@ -268,6 +268,8 @@ class ReleaseWorkflow(_Tracked):
     def _remember(self, record: ControlRecord) -> None:
         self._audit = [*self._audit, record][-AUDIT_MEMO_SIZE:]
         workflow.upsert_memo({MEMO_AUDIT: [r.model_dump(mode="json") for r in self._audit]})
+        if self._entity is not None and not self.entity.state.is_terminal:
+            self._publish()  # bump the last-change time, so delta reads pick the trail up
 
     @workflow.signal(name=SIGNAL_CLUSTER_FINISHED)
     def cluster_finished(self, report: Outcome) -> None:

@@ -39,7 +39,12 @@ PAYMENTS_ITEM: dict[str, Any] = {
         "succeeded": 1,
         "failed": 0,
         "cancelled": 0,
+        "awaiting_approval": 0,
+        "paused": 0,
     },
+    "controls": [],
+    "held": [],
+    "audit": [],
     "percent_complete": 50.0,
 }
 ALL_COUNTS = {
@@ -49,6 +54,8 @@ ALL_COUNTS = {
     "succeeded": 1,
     "failed": 1,
     "cancelled": 0,
+    "awaiting_approval": 0,
+    "paused": 0,
 }
 
 

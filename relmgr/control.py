@@ -22,6 +22,7 @@ import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from temporalio.api.common.v1 import Payloads, WorkflowExecution
 from temporalio.api.enums.v1 import TaskQueueType, UpdateWorkflowExecutionLifecycleStage
@@ -39,15 +40,22 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from relmgr import ids
 from relmgr.contract import MEMO_CONTROLS
-from relmgr.errors import ConflictError, InvalidIdError, WorkerUnavailableError
+from relmgr.errors import (
+    ConflictError,
+    InvalidIdError,
+    TemporalUnavailableError,
+    WorkerUnavailableError,
+)
 from relmgr.messages import ControlRequest, ControlResult
 from relmgr.models import Control, EntityKind
 from relmgr.temporal_client import temporal_errors
 
 # Seconds an Update may take before relmgr answers "no worker answered" (the API adds its own
 # reads to this and still answers within 5 s).
-UPDATE_TIMEOUT_SECONDS = 3.5
+UPDATE_TIMEOUT_SECONDS = 3.0
 READ_TIMEOUT_SECONDS = 1.0
+# The bound of a whole control, reads and Update together: the API answers within 5 s.
+TOTAL_TIMEOUT_SECONDS = 4.8
 # The kind of entity each control goes to.
 TARGET_KIND: dict[Control, EntityKind] = {
     Control.APPROVE: EntityKind.RELEASE,
@@ -64,6 +72,16 @@ _COMPLETED = (
 def identity_of(username: str) -> str:
     """The identity relmgr sends for a user: it is what Temporal's history shows."""
     return f"{username} (relmgr)"
+
+
+class ControlSender(Protocol):
+    """What front ends need of a controller (tests of routes may pass a fake)."""
+
+    async def send(
+        self, action: Control, target_id: str, request: ControlRequest, *, request_id: str
+    ) -> ControlResult:
+        """Send `action` to `target_id`; its result, or a `relmgr.errors` error."""
+        ...
 
 
 class Controller:
@@ -96,6 +114,19 @@ class Controller:
                 value=request_id[:80],
                 expected="1-200 characters, e.g. a UUID",
             )
+        try:
+            return await asyncio.wait_for(
+                self._send(action, target_id, request, request_id), TOTAL_TIMEOUT_SECONDS
+            )
+        except TimeoutError:
+            raise TemporalUnavailableError(
+                f"Temporal did not answer {action.value} for {target_id} within "
+                f"{TOTAL_TIMEOUT_SECONDS:.0f} s; nothing was changed: try again"
+            ) from None
+
+    async def _send(
+        self, action: Control, target_id: str, request: ControlRequest, request_id: str
+    ) -> ControlResult:
         description = await self._describe(target_id)
         self._check_running(action, target_id, description)
         task_queue = description.task_queue

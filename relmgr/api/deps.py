@@ -14,6 +14,7 @@ from relmgr.api.errors import ApiError
 from relmgr.api.security import TokenProblem, TokenRejectedError, TokenService
 from relmgr.api.users import UsersStore
 from relmgr.auth import User
+from relmgr.control import ControlSender
 from relmgr.errors import TemporalUnavailableError
 from relmgr.reader.base import ReleaseReader
 from relmgr.settings import Settings
@@ -32,6 +33,7 @@ class ApiState:
     limiter: LoginLimiter
     audit: AuditLog
     reader: ReleaseReader | None = None
+    controller: ControlSender | None = None
     cache: SnapshotCache = field(default_factory=SnapshotCache)
 
     @property
@@ -66,6 +68,16 @@ async def get_reader(state: StateDep) -> ReleaseReader:
 
 
 ReaderDep = Annotated[ReleaseReader, Depends(get_reader)]
+
+
+async def get_controller(state: StateDep) -> ControlSender:
+    """The controller; 503 while the API is still connecting to Temporal."""
+    if state.controller is None:
+        raise TemporalUnavailableError("the API is still connecting to Temporal")
+    return state.controller
+
+
+ControllerDep = Annotated[ControlSender, Depends(get_controller)]
 
 # auto_error=False: a missing token is refused below, in the API's own error shape.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)

@@ -83,7 +83,7 @@ def _record_export(state: ApiState, request: Request, user: User, resource: str,
     )
 
 
-async def _all_matching(reader: ReleaseReader, query: ReleaseQuery) -> list[ReleaseSummary]:
+async def all_matching(reader: ReleaseReader, query: ReleaseQuery) -> list[ReleaseSummary]:
     """Every release the query's filter matches, page by page, in the query's order."""
     page_query = query.model_copy(update={"page": 1, "page_size": MAX_PAGE_SIZE})
     first = await within_budget(reader.list_releases(page_query))
@@ -150,7 +150,7 @@ async def list_releases(
     )
     vary = {"Vary": "Accept"}
     if wants_csv(format_, accept):
-        items = await _all_matching(reader, query)
+        items = await all_matching(reader, query)
         text = releases_csv(items)
         etag = weak_etag("lc-" + digest(text))
         if not etag_matches(if_none_match, etag):

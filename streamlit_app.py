@@ -16,7 +16,7 @@ import streamlit as st
 
 from relmgr.errors import ConfigError
 from relmgr.settings import get_settings
-from relmgr.ui import frame, links, login, refresh
+from relmgr.ui import controls, frame, links, login, refresh
 
 frame.enter()
 
@@ -41,19 +41,26 @@ PAGES = [
     st.Page("pages/entity.py", title="Entity", icon=":material/deployed_code:", url_path="entity"),
 ]
 
+
+def inbox_page(waiting: int | None = None) -> st.Page:
+    """The Waiting-for-you page, its count in its title (the sidebar shows it)."""
+    title = f"Waiting for you ({waiting})" if waiting else "Waiting for you"
+    return st.Page("pages/inbox.py", title=title, icon=":material/inbox:", url_path="inbox")
+
+
 try:
     settings = get_settings()
     user = login.gate(settings)
 except ConfigError as error:
-    st.navigation(PAGES, position="hidden")
+    st.navigation([*PAGES, inbox_page()], position="hidden")
     login.render_startup_error(error)
     st.stop()
 
 if user is None:
-    st.navigation(PAGES, position="hidden")
+    st.navigation([*PAGES, inbox_page()], position="hidden")
     st.stop()
 
-navigation = st.navigation(PAGES, position="sidebar")
+navigation = st.navigation([*PAGES, inbox_page(controls.waiting_count())], position="sidebar")
 links.follow_pending_switch()
 with st.sidebar:
     login.render_account(user)

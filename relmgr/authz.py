@@ -10,10 +10,25 @@ grants nothing beyond reading, so a typo never widens access.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
+from typing import Protocol
 
-from relmgr.auth import User
 from relmgr.errors import ForbiddenError
+
+
+class User(Protocol):
+    """Anyone with a username and roles: the users file's `User`, the dashboard's `SignedIn`."""
+
+    @property
+    def username(self) -> str:
+        """The user's name."""
+        ...
+
+    @property
+    def roles(self) -> Sequence[str]:
+        """The roles the users file gives them."""
+        ...
 
 
 class Role(StrEnum):

@@ -229,12 +229,9 @@ def render_buttons(actions: list[Action], user: SignedIn, *, key: str) -> None:
 
 
 def render_release_controls(release_id: str) -> None:
-    """The release page's controls, for operators, where they apply (nothing for viewers)."""
+    """The release page's controls, for operators, where they apply (viewers see the held apps
+    and the trail, not the buttons)."""
     _show_result()
-    user = signed_in_user()
-    if not may_control(user):
-        return
-    assert user is not None
     try:
         summary = get_reader().get_release(release_id)
     except RelmgrError:
@@ -244,7 +241,25 @@ def render_release_controls(release_id: str) -> None:
         st.warning(
             f"Held: {md_escape(names)} failed and waits for a retry.", icon=":material/back_hand:"
         )
-    render_buttons(release_actions(summary) + retry_actions(summary), user, key="release")
+    user = signed_in_user()
+    if may_control(user):
+        assert user is not None
+        render_buttons(release_actions(summary) + retry_actions(summary), user, key="release")
+    render_trail(summary)
+
+
+def render_trail(summary: ReleaseSummary) -> None:
+    """The release's last accepted controls (its `relmgr.audit` memo), newest first, escaped."""
+    if not summary.audit:
+        return
+    with st.expander(f"Controls ({len(summary.audit)})", icon=":material/history:"):
+        for record in reversed(summary.audit):
+            when = record.at.strftime("%Y-%m-%d %H:%M:%S UTC")
+            reason = f" — {md_escape(record.reason)}" if record.reason else ""
+            st.markdown(
+                f"{when} · **{md_escape(record.user)}** ({md_escape(record.role or '?')}) · "
+                f"{record.action.value} `{md_escape(record.target)}`{reason}"
+            )
 
 
 def render_entity_controls(entity_id: str) -> None:

@@ -3,6 +3,7 @@ and the Waiting-for-you page (a fake reader and a fake controller behind the sea
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from relmgr.errors import ConflictError
 from relmgr.messages import ApproveRequest, ControlRequest, ControlResult
-from relmgr.models import Control, EntityState, ReleaseSummary
+from relmgr.models import Control, ControlRecord, EntityState, ReleaseSummary
 from relmgr.reader.fake import FakeReader
 from relmgr.settings import Settings
 from relmgr.ui import controls
@@ -80,7 +81,16 @@ def sent(fake: FakeReader) -> Iterator[FakeController]:
             started_at=T0 + timedelta(hours=1),
         )
     )
-    fake.memo[GATED] = {"controls": ALL, "current_wave": 2}
+    record = ControlRecord(
+        at=T0,
+        user="ana",
+        role="operator",
+        action=Control.PAUSE,
+        target=GATED,
+        reason="<img src=x onerror=alert(1)> **now**",
+        request_id="r-1",
+    )
+    fake.memo[GATED] = {"controls": ALL, "current_wave": 2, "audit": (record,)}
     fake.memo["rel-held"] = {"controls": ALL, "held": (HELD_APP,)}
     controller = FakeController()
 
@@ -101,6 +111,10 @@ def test_viewer_sees_the_state_but_no_control_buttons(app: AppTest, sent: FakeCo
     at = open_page(app, "pages/release.py", release=GATED)
     assert not at.exception
     assert not {"Approve wave 2", "Pause", "Cancel", "Resume"} & set(_labels(at))
+    [trail] = [m.value for m in at.markdown if "**ana**" in m.value]
+    # The reason is shown escaped: no raw HTML tag, no Markdown emphasis of its own.
+    assert md_escape("<img src=x onerror=alert(1)> **now**") in trail
+    assert re.search(r"(?<!\\)<", trail) is None  # every "<" escaped
 
 
 def test_operator_sees_the_controls_that_apply_and_approves_through_the_dialog(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 import uuid
 from typing import Any
@@ -15,6 +17,7 @@ from temporalio.worker import Worker
 from relmgr import ids
 from relmgr.contract import MEMO_AUDIT, MEMO_CONTROLS, MEMO_DETAIL, SA_STATE, EntityMemo
 from relmgr.control import Controller
+from relmgr.devserver import find_temporal_binary
 from relmgr.errors import ConflictError, WorkerUnavailableError
 from relmgr.messages import (
     ApproveRequest,
@@ -415,3 +418,27 @@ async def test_no_worker_answers_503_within_5_s_and_a_late_worker_refuses_it(
         for e in accepted
     ]
     assert ids_accepted == [fresh_id]
+
+
+async def test_temporal_workflow_show_names_the_operator(client: Client, worker: Worker) -> None:
+    """`temporal workflow show` (the CLI operators use) shows who approved, with their input."""
+    release_id = await _gated(client, worker, waves=2)
+    await Controller(client).send(
+        Control.APPROVE, release_id, ApproveRequest(user="ana", wave=2), request_id="show-me"
+    )
+    target = client.service_client.config.target_host
+    where = ["--address", target, "--namespace", client.namespace]
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [str(find_temporal_binary()), "workflow", "show", *where, "-w", release_id, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    events = json.loads(shown.stdout)["events"]
+    accepted = [e for e in events if "workflowExecutionUpdateAcceptedEventAttributes" in e]
+    assert len(accepted) == 1
+    meta = accepted[0]["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]
+    assert meta["meta"] == {"updateId": "show-me", "identity": "ana (relmgr)"}
+    assert meta["input"]["name"] == "approve"

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -31,6 +32,7 @@ from relmgr.messages import (
 )
 from relmgr.models import Control, EntityKind, EntityState, ReleaseQuery, ReleaseSummary
 from relmgr.settings import Settings, get_settings
+from relmgr.trail import ControlTrail
 from relmgr.ui import login
 from relmgr.ui.login import SignedIn
 from relmgr.ui.present import md_escape
@@ -52,6 +54,16 @@ _REQUESTS: dict[Control, type[ControlRequest]] = {
     Control.RESUME: ResumeRequest,
     Control.CANCEL: CancelRequest,
     Control.RETRY: RetryRequest,
+}
+# The audit outcome of each refusal, as the API records it.
+_OUTCOMES = {
+    "ConflictError": "conflict",
+    "NotFoundError": "not_found",
+    "ForbiddenError": "forbidden",
+    "WorkerUnavailableError": "unavailable",
+    "TemporalUnavailableError": "unavailable",
+    "ReadTimeoutError": "unavailable",
+    "InvalidIdError": "invalid",
 }
 _factory: ControllerFactory | None = None
 _generation = 0
@@ -75,6 +87,12 @@ def set_controller_factory(factory: ControllerFactory | None) -> None:
     _factory = factory
     _generation += 1
     _shared_controller.clear()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _trail(path: str | None) -> ControlTrail:
+    """This process's control trail (the API's audit log file, when set)."""
+    return ControlTrail(Path(path) if path else None)
 
 
 @st.cache_resource(show_spinner=False, max_entries=1, on_release=lambda c: c.close())
@@ -192,6 +210,22 @@ def _confirm(action: Action, user: SignedIn) -> None:
     )
     if not confirm:
         return
+    audit_log = get_settings().audit_log
+    trail = _trail(str(audit_log) if audit_log else None)
+
+    def record(outcome: str, message: str) -> None:
+        trail.record(
+            username=user.username,
+            role=role_of(user).value,
+            action=action.control.value,
+            target=action.target_id,
+            reason=reason,
+            request_id=request_id,
+            outcome=outcome,
+            message=message,
+            client="dashboard",
+        )
+
     try:
         result = _shared_controller(_generation).send(
             action.control,
@@ -200,8 +234,10 @@ def _confirm(action: Action, user: SignedIn) -> None:
             request_id=request_id,
         )
     except RelmgrError as exc:
+        record(_OUTCOMES.get(type(exc).__name__, "failed"), exc.message)
         st.error(md_escape(exc.message), icon=":material/block:")
         return
+    record("accepted", result.message)
     st.session_state.pop(request_key, None)
     st.session_state.pop(_OPEN, None)
     st.session_state[_RESULT] = f"{action.label}: {result.message}"

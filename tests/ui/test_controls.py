@@ -141,6 +141,14 @@ def test_operator_sees_the_controls_that_apply_and_approves_through_the_dialog(
         "canary <b>ok</b>",
     )
     assert [t.value for t in at.toast] == [md_escape("Approve wave 2: it starts now")]
+    attempt = controls._trail(None).attempts()[-1]
+    assert (attempt.user, attempt.action, attempt.target, attempt.outcome, attempt.client) == (
+        OPERATOR,
+        "approve",
+        GATED,
+        "accepted",
+        "dashboard",
+    )
 
 
 def test_inbox_lists_the_waiting_wave_and_the_held_app_oldest_first(

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from relmgr import ids
-from relmgr.api.audit import ControlAttempt
 from relmgr.api.deps import ApiState, CurrentUser, ReaderDep, StateDep, client_address
 from relmgr.api.errors import (
     CONFLICT_DOC,
@@ -52,6 +51,7 @@ from relmgr.messages import (
     RetryRequest,
 )
 from relmgr.models import Control, EntityKind, ReleaseQuery, ReleaseSummary
+from relmgr.trail import ControlAttempt
 
 router = APIRouter(tags=["controls"])
 
@@ -100,7 +100,7 @@ async def _act(
     request_id = body.request_id or uuid.uuid4().hex
 
     def record(outcome: str, message: str) -> None:
-        state.audit.control(
+        state.audit.controls.record(
             username=user.username,
             role=role_of(user).value,
             action=action.value,
@@ -316,7 +316,7 @@ async def audit_trail(
         summaries = await all_matching(reader, ReleaseQuery())
     entries = [entry for summary in summaries for entry in _from_temporal(summary)]
     durable = {entry.request_id for entry in entries}
-    for attempt in state.audit.controls():
+    for attempt in state.audit.controls.attempts():
         # An accepted attempt whose record Temporal holds is shown once, from Temporal; one
         # that has left the memo's last N stays visible from the log.
         if attempt.outcome == "accepted" and attempt.request_id in durable:

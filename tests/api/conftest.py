@@ -141,7 +141,10 @@ def app_for(settings: Settings, reader: FakeReader) -> Callable[..., FastAPI]:
     """Build an app with the test settings and the fake reader (both overridable)."""
 
     def build(settings_: Settings | None = None, reader_: ReleaseReader | None = None) -> FastAPI:
-        return create_app(settings_ or settings, reader=reader_ or reader)
+        known = {tree.release.id for tree in demo_trees()}
+        return create_app(
+            settings_ or settings, reader=reader_ or reader, controller=FakeController(known)
+        )
 
     return build
 

@@ -15,7 +15,17 @@ from tests.api.conftest import claims_for, http_client, sign
 
 PUBLIC = {("POST", "/api/auth/login"), ("GET", "/health"), ("GET", "/ready")}
 # A valid example for each path parameter, so that only the token can be the reason for a 401.
-PATH_EXAMPLES = {"release_id": "rel-demo", "entity_id": "rel-demo.wave-1"}
+PATH_EXAMPLES = {
+    "release_id": "rel-demo",
+    "entity_id": "rel-demo.wave-1",
+    "app_id": "rel-demo.wave-1.cluster-c1.bundle-core.app-a1",
+    "action": "pause",
+}
+# A valid body for each control, for the same reason.
+BODIES: dict[str, dict[str, Any]] = {
+    "/api/releases/{release_id}/actions/approve": {"wave": 2},
+    "/api/releases/{release_id}/actions/cancel": {"reason": "stop"},
+}
 
 
 def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
@@ -29,6 +39,10 @@ def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
 
 def _url(path: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: PATH_EXAMPLES[m.group(1)], path)
+
+
+def _body(method: str, path: str) -> dict[str, Any] | None:
+    return BODIES.get(path, {}) if method == "POST" else None
 
 
 def _alg_none() -> str:
@@ -74,10 +88,12 @@ def test_every_protected_route_documents_401(app: FastAPI) -> None:
 async def test_every_protected_route_rejects_bad_tokens(app: FastAPI, kind: str) -> None:
     """Missing, expired, `alg: none`, tampered and wrongly signed tokens all get 401 everywhere."""
     protected = [(m, p) for m, p, _ in _operations(app) if (m, p) not in PUBLIC]
-    assert len(protected) == 5
+    assert len(protected) == 10
     async with http_client(app) as api:
         for method, path in protected:
-            response = await api.request(method, _url(path), headers=BAD_HEADERS[kind])
+            response = await api.request(
+                method, _url(path), headers=BAD_HEADERS[kind], json=_body(method, path)
+            )
             assert response.status_code == 401, (kind, method, path)
             assert response.headers["www-authenticate"].startswith("Bearer"), (method, path)
             assert set(response.json()) == {"error"}, (method, path)
@@ -89,7 +105,10 @@ async def test_every_protected_route_accepts_a_good_token(app: FastAPI, token: s
     async with http_client(app) as api:
         for method, path in protected:
             response = await api.request(
-                method, _url(path), headers={"Authorization": f"Bearer {token}"}
+                method,
+                _url(path),
+                headers={"Authorization": f"Bearer {token}"},
+                json=_body(method, path),
             )
             assert response.status_code == 200, (method, path, response.text)
 

@@ -17,7 +17,7 @@ import streamlit as st
 
 from relmgr.errors import ConfigError
 from relmgr.settings import get_settings
-from relmgr.ui import frame, login, refresh, server, styles
+from relmgr.ui import controls, frame, login, refresh, server, styles
 
 server.ensure_installed()
 frame.enter()
@@ -46,19 +46,26 @@ PAGES = [
     st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
 ]
 
+
+def inbox_page(waiting: int | None = None) -> st.Page:
+    """The Waiting-for-you page, its count in its title (the sidebar shows it)."""
+    title = f"Waiting for you ({waiting})" if waiting else "Waiting for you"
+    return st.Page("pages/inbox.py", title=title, icon=":material/inbox:", url_path="inbox")
+
+
 try:
     settings = get_settings()
     user = login.gate(settings)
 except ConfigError as error:
-    st.navigation(PAGES, position="hidden")
+    st.navigation([*PAGES, inbox_page()], position="hidden")
     login.render_startup_error(error)
     st.stop()
 
 if user is None:
-    st.navigation(PAGES, position="hidden")
+    st.navigation([*PAGES, inbox_page()], position="hidden")
     st.stop()
 
-navigation = st.navigation(PAGES, position="sidebar")
+navigation = st.navigation([*PAGES, inbox_page(controls.waiting_count())], position="sidebar")
 login.render_users_file_problem(settings, user)
 with st.sidebar:
     login.render_account(user)

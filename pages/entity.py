@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from relmgr.ui import frame, login, refresh
+from relmgr.ui import controls, frame, login, refresh
 from relmgr.ui.entity_view import render_entity
 from relmgr.ui.links import requested_id, validate_entity_id
 from relmgr.ui.present import ENTITY_PARAM, md_escape, title_for_id
@@ -18,6 +18,7 @@ entity_id = requested_id(
 
 st.title(md_escape(title_for_id(entity_id)), anchor=False)
 st.caption(md_escape(entity_id))
+controls.render_entity_controls(entity_id)
 
 
 @st.fragment(run_every=refresh.interval())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from relmgr import ids
-from relmgr.ui import frame, login, refresh
+from relmgr.ui import controls, frame, login, refresh
 from relmgr.ui.links import requested_id
 from relmgr.ui.present import RELEASE_PARAM, RELEASES_PAGE, md_escape
 from relmgr.ui.release_tree import render_download, render_release
@@ -21,6 +21,7 @@ release_id = requested_id(
 
 st.title(f"Release {md_escape(release_id)}", anchor=False)
 render_download(release_id)
+controls.render_release_controls(release_id)
 
 
 @st.fragment(run_every=refresh.interval())

@@ -31,7 +31,10 @@ def simulated_outcome(request: DeployRequest) -> tuple[float, bool]:
     rng = random.Random(f"{options.seed}:{request.app_id}:{request.attempt}")
     low, high = sorted((options.min_seconds, options.max_seconds))
     seconds = rng.uniform(low, high)
-    fails = request.app in options.fail_apps or rng.random() < options.failure_rate
+    forced = request.app in options.fail_apps and (
+        options.fail_attempts == 0 or request.attempt <= options.fail_attempts
+    )
+    fails = forced or rng.random() < options.failure_rate
     return seconds, fails
 
 

@@ -11,10 +11,12 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from relmgr.errors import ReadTimeoutError, TemporalUnavailableError
+from relmgr.messages import ControlRequest, ControlResult
 from relmgr.models import (
+    Control,
     Entity,
     EntityDetail,
     ReleaseHierarchy,
@@ -24,6 +26,9 @@ from relmgr.models import (
 )
 from relmgr.reader.base import ReaderStats, ReleaseReader
 from relmgr.reader.matching import MAX_EXPORT_ROWS, MatchingReleases, matching_releases
+
+if TYPE_CHECKING:
+    from relmgr.control import ControlSender
 
 T = TypeVar("T")
 
@@ -128,3 +133,51 @@ class SyncReader:
             self._thread.join(self.timeout)
             if not self._thread.is_alive():
                 self._loop.close()
+
+
+class SyncController:
+    """Send controls from any thread through one `ControlSender` on one background event loop."""
+
+    def __init__(
+        self,
+        factory: Callable[[], Awaitable[ControlSender]],
+        *,
+        timeout: float = 6.0,
+        name: str = "relmgr-control-loop",
+    ) -> None:
+        self.timeout = timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+        self._factory = factory
+        self._sender: ControlSender | None = None
+        self._lock = asyncio.Lock()
+
+    def send(
+        self, action: Control, target_id: str, request: ControlRequest, *, request_id: str
+    ) -> ControlResult:
+        """Send one control and wait for its result (a `relmgr.errors` error otherwise)."""
+
+        async def invoke() -> ControlResult:
+            async with self._lock:
+                if self._sender is None:
+                    self._sender = await self._factory()
+            return await self._sender.send(action, target_id, request, request_id=request_id)
+
+        future = asyncio.run_coroutine_threadsafe(invoke(), self._loop)
+        try:
+            return future.result(self.timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TemporalUnavailableError(
+                f"Temporal did not answer within {self.timeout:g} s; nothing was changed"
+            ) from None
+
+    def close(self) -> None:
+        """Stop the loop thread and close its loop."""
+        if self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(self.timeout)
+        if not self._thread.is_alive():
+            self._loop.close()

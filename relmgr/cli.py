@@ -16,7 +16,6 @@ import asyncio
 import getpass
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -24,14 +23,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from relmgr.auth import add_user, remove_user, revoke_sessions
+from relmgr.authz import parse_role
 from relmgr.contract import TASK_QUEUE
 from relmgr.errors import ConfigError, RelmgrError, TemporalUnavailableError
+from relmgr.messages import OnFailure
 from relmgr.seed import SimulationSpec, entity_count, simulation_spec, start_simulation
 from relmgr.settings import Settings, check_bind, get_settings
 from relmgr.temporal_client import connect
 from relmgr.worker import build_worker
 
-ROLE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -55,11 +55,10 @@ def _port(text: str) -> int:
 
 
 def _role(text: str) -> str:
-    if not ROLE_PATTERN.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a role name (lowercase letters, digits, '-' and '_')"
-        )
-    return text
+    try:
+        return parse_role(text).value
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="release name prefix: IDs are rel-NAME-1, rel-NAME-2, ... (default sim-<timestamp>)",
     )
     seed.add_argument(
+        "--approval-gates",
+        action="store_true",
+        help="every wave after the first waits (AWAITING_APPROVAL) until an operator approves it",
+    )
+    seed.add_argument(
+        "--on-failure",
+        choices=[o.value for o in OnFailure],
+        default=OnFailure.FAIL.value,
+        help="fail: an app that fails after its retries fails its release (default); hold: it "
+        "stays FAILED and holds its wave open until an operator retries it or cancels",
+    )
+    seed.add_argument(
         "--task-queue", default=TASK_QUEUE, help=f"task queue of the worker (default {TASK_QUEUE})"
     )
     seed.set_defaults(handler=_seed)
@@ -174,7 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("username")
     add.add_argument("--email", required=True)
     add.add_argument("--name", required=True, help="display name")
-    add.add_argument("--role", type=_role, default="viewer", help="role (default viewer)")
+    add.add_argument(
+        "--role",
+        type=_role,
+        default="viewer",
+        help="viewer (read), operator (read and control releases) or admin (also manage "
+        "users); default viewer",
+    )
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin (one line)"
     )
@@ -350,6 +367,8 @@ def _seed(args: argparse.Namespace) -> int:
             failure_rate=args.failure_rate,
             seed=args.seed,
             name=args.name,
+            approval_gates=args.approval_gates,
+            on_failure=OnFailure(args.on_failure),
         )
     except ConfigError as exc:
         raise _UsageError(exc.message) from None

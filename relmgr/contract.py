@@ -5,7 +5,10 @@ A team whose workflows follow this contract shows up in relmgr (see the README's
 - the search attributes below are set when the workflow starts and upserted on every change;
 - the release sets the `relmgr.plan` memo at start, so the whole tree is known from the start;
 - memo `relmgr.detail` carries what is worth showing but not worth filtering by (last error, ...);
-- the `get_state` query returns an `Entity` (`relmgr.models`) as JSON.
+- the `get_state` query returns an `Entity` (`relmgr.models`) as JSON;
+- memo `relmgr.controls` lists the controls (Temporal Updates, named below) a workflow accepts, so
+  relmgr offers a control only where it works; memo `relmgr.audit` keeps the release's last
+  accepted controls (`ControlRecord`), so the trail reads with the release in the same list call.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from temporalio.common import SearchAttributeKey
 
-from relmgr.models import StateCounts
+from relmgr.models import Control, StateCounts
+from relmgr.models import ControlRecord as ControlRecord  # the contract names it
 
 TASK_QUEUE = "relmgr-releases"
 QUERY_GET_STATE = "get_state"
@@ -37,6 +41,15 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
 
 MEMO_PLAN = "relmgr.plan"
 MEMO_DETAIL = "relmgr.detail"
+MEMO_CONTROLS = "relmgr.controls"
+MEMO_AUDIT = "relmgr.audit"
+# How many accepted controls a release keeps in its `relmgr.audit` memo (older ones stay in its
+# history as Update events, with the caller's identity and input).
+AUDIT_MEMO_SIZE = 20
+
+
+RELEASE_CONTROLS = (Control.PAUSE, Control.RESUME, Control.CANCEL)
+APP_CONTROLS = (Control.RETRY,)
 
 
 class EntityMemo(BaseModel):
@@ -53,3 +66,5 @@ class EntityMemo(BaseModel):
     current_wave: int | None = None
     waves_total: int | None = None
     apps: StateCounts | None = None
+    # Releases only: the apps holding their wave (failed, waiting for an operator's retry).
+    held: tuple[str, ...] = ()

@@ -7,6 +7,9 @@ RelmgrError
 ├── TemporalUnavailableError  Temporal cannot be reached or did not answer (API: 503)
 │   └── ReadTimeoutError      a read that did not finish within its time budget
 ├── LiveStateUnavailableError a live query no worker answered (API: 503)
+├── WorkerUnavailableError    a control no worker answered in time (API: 503)
+├── ConflictError             a control the entity's current state does not allow (API: 409)
+├── ForbiddenError            an action the user's role does not allow (API: 403)
 └── ConfigError               a setting or config file that cannot be used (start-up error)
 """
 
@@ -73,6 +76,30 @@ class LiveStateUnavailableError(RelmgrError):
     def __init__(self, message: str, *, entity_id: str) -> None:
         super().__init__(message)
         self.entity_id = entity_id
+
+
+class WorkerUnavailableError(RelmgrError):
+    """A control that needs a worker, and none answered on the workflow's task queue in time."""
+
+    def __init__(self, message: str, *, task_queue: str) -> None:
+        super().__init__(message)
+        self.task_queue = task_queue
+
+
+class ConflictError(RelmgrError):
+    """A control that is not possible in the entity's current state; the message says why."""
+
+    def __init__(self, message: str, *, entity_id: str) -> None:
+        super().__init__(message)
+        self.entity_id = entity_id
+
+
+class ForbiddenError(RelmgrError):
+    """An action the user's role does not allow."""
+
+    def __init__(self, message: str, *, role: str) -> None:
+        super().__init__(message)
+        self.role = role
 
 
 class ConfigError(RelmgrError):

@@ -30,11 +30,17 @@ class EntityKind(StrEnum):
 
 
 class EntityState(StrEnum):
-    """The life of every entity; RETRYING is an app waiting to try its deploy again."""
+    """The life of every entity; RETRYING is an app waiting to try its deploy again.
+
+    AWAITING_APPROVAL is a gated wave (and its release) waiting for an operator's approval;
+    PAUSED is a release an operator paused (its running wave finishes, no new wave starts).
+    """
 
     PENDING = "PENDING"
     IN_PROGRESS = "IN_PROGRESS"
     RETRYING = "RETRYING"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    PAUSED = "PAUSED"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
@@ -51,6 +57,31 @@ class EntityState(StrEnum):
 
 
 _TERMINAL = frozenset({EntityState.SUCCEEDED, EntityState.FAILED, EntityState.CANCELLED})
+
+
+class Control(StrEnum):
+    """The controls relmgr can send; each value is the name of the workflow's Temporal Update."""
+
+    APPROVE = "approve"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    RETRY = "retry"
+
+
+class ControlRecord(BaseModel):
+    """One accepted control, as a release's `relmgr.audit` memo keeps it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    at: datetime
+    user: str
+    role: str = ""
+    action: Control
+    target: str
+    reason: str = ""
+    request_id: str = ""
+    outcome: str = "accepted"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,6 +143,8 @@ class StateCounts(_Frozen):
     succeeded: int = Field(default=0, description="Deployed.")
     failed: int = Field(default=0, description="Failed for good (retries exhausted).")
     cancelled: int = Field(default=0, description="Cancelled, or never run: their parent ended.")
+    awaiting_approval: int = Field(default=0, description="Gated, waiting for an approval.")
+    paused: int = Field(default=0, description="Held by an operator's pause.")
 
     @property
     def total(self) -> int:
@@ -321,6 +354,11 @@ class ReleaseSummary(Entity):
     apps: StateCounts = Field(
         default=StateCounts(), description="The release's apps, each counted in its own state."
     )
+    # The controls the release's workflow accepts (memo `relmgr.controls`), the apps holding it
+    # (failed, waiting for a retry), and its last accepted controls (memo `relmgr.audit`).
+    controls: tuple[Control, ...] = ()
+    held: tuple[str, ...] = ()
+    audit: tuple[ControlRecord, ...] = ()
 
     @property
     def percent_complete(self) -> float:

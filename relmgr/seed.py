@@ -2,7 +2,8 @@
 
 `relmgr seed` starts simulated releases of one shape (`SimulationSpec`); `relmgr dev` starts the
 demo set (`demo_releases()`) once per data directory: a mix of finished, failing, retrying, running,
-big and not-yet-started releases with deterministic names (`rel-demo-...`).
+big, gated (waiting for approval), held (a failure waiting for a retry) and not-yet-started
+releases with deterministic names (`rel-demo-...`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from temporalio.client import Client
 from relmgr import ids
 from relmgr.contract import TASK_QUEUE
 from relmgr.errors import ConfigError, InvalidIdError
-from relmgr.messages import DeployOptions
+from relmgr.messages import DeployOptions, OnFailure
 from relmgr.models import BundlePlan, ClusterPlan, ReleasePlan, WavePlan
 from relmgr.starter import start_release
 from relmgr.temporal_client import temporal_errors
@@ -84,6 +85,8 @@ class SimulationSpec(BaseModel):
     failure_rate: float = Field(default=0.0, ge=0, le=1)
     seed: int = 0
     name: str = Field(default="", max_length=40)
+    approval_gates: bool = False
+    on_failure: OnFailure = OnFailure.FAIL
 
     @model_validator(mode="after")
     def _bounded(self) -> SimulationSpec:
@@ -110,6 +113,7 @@ class SimulationSpec(BaseModel):
             max_seconds=self.app_seconds * 1.5,
             failure_rate=self.failure_rate,
             seed=self.seed,
+            on_failure=self.on_failure,
         )
 
 
@@ -133,6 +137,8 @@ def simulation_spec(
     failure_rate: float = 0.0,
     seed: int = 0,
     name: str | None = None,
+    approval_gates: bool = False,
+    on_failure: OnFailure = OnFailure.FAIL,
 ) -> SimulationSpec:
     """A validated spec; ConfigError names each impossible value by its command-line option."""
     try:
@@ -145,6 +151,8 @@ def simulation_spec(
             failure_rate=failure_rate,
             seed=seed,
             name=name or default_name(),
+            approval_gates=approval_gates,
+            on_failure=on_failure,
         )
     except ValidationError as exc:
         problems = []
@@ -202,7 +210,14 @@ async def start_simulation(
     options = spec.options()
     for release_id in spec.release_ids():
         with temporal_errors(entity_id=release_id, what=f"starting {release_id}"):
-            await start_release(client, release_id, plan, options, task_queue=task_queue)
+            await start_release(
+                client,
+                release_id,
+                plan,
+                options,
+                task_queue=task_queue,
+                approval_gates=spec.approval_gates,
+            )
         yield release_id
 
 
@@ -220,6 +235,7 @@ class DemoRelease(BaseModel):
     plan: ReleasePlan
     options: DeployOptions
     start_delay_seconds: float = 0.0
+    approval_gates: bool = False
 
 
 def demo_releases() -> tuple[DemoRelease, ...]:
@@ -291,6 +307,28 @@ def demo_releases() -> tuple[DemoRelease, ...]:
             options=options(6.0, 18.0),
         ),
         DemoRelease(
+            release_id="rel-demo-orders-gated",
+            shows="approval gates: wave 2 waits for an operator to approve it",
+            plan=simulated_plan(3, 2, 3, bundle="orders"),
+            options=options(0.3, 1.2),
+            approval_gates=True,
+        ),
+        DemoRelease(
+            release_id="rel-demo-shipping-held",
+            shows="a held failure: an app failed, holds its wave open until an operator retries",
+            plan=simulated_plan(2, 2, 3, bundle="shipping"),
+            # The first two attempts fail, so a retry (two more attempts) deploys it.
+            options=options(
+                0.3,
+                1.2,
+                fail_apps=("catalog",),
+                fail_attempts=2,
+                max_attempts=2,
+                retry_seconds=1.0,
+                on_failure="hold",
+            ),
+        ),
+        DemoRelease(
             release_id="rel-demo-billing-scheduled",
             shows="not started yet: begins in six hours",
             plan=simulated_plan(2, 3, 4, bundle="billing"),
@@ -318,6 +356,7 @@ async def start_demo(
                     demo.options,
                     task_queue=task_queue,
                     start_delay=delay,
+                    approval_gates=demo.approval_gates,
                 )
         except InvalidIdError:
             # start_release says "already exists" this way: a running demo release is kept.

@@ -11,8 +11,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from relmgr import ids
 from relmgr.contract import (
+    MEMO_CONTROLS,
     MEMO_DETAIL,
     MEMO_PLAN,
+    RELEASE_CONTROLS,
     SA_KIND,
     SA_LAST_CHANGE,
     SA_PARENT_ID,
@@ -23,7 +25,7 @@ from relmgr.contract import (
 )
 from relmgr.errors import InvalidIdError
 from relmgr.messages import DeployOptions, Outcome, ReleaseInput
-from relmgr.models import EntityKind, EntityState, ReleasePlan, StateCounts
+from relmgr.models import Control, EntityKind, EntityState, ReleasePlan, StateCounts
 from relmgr.workflows import ReleaseWorkflow
 
 
@@ -35,8 +37,12 @@ async def start_release(
     *,
     task_queue: str = TASK_QUEUE,
     start_delay: timedelta | None = None,
+    approval_gates: bool = False,
 ) -> WorkflowHandle[Any, Outcome]:
-    """Start a release; `start_delay` makes one that exists (PENDING) but has not begun."""
+    """Start a release; `start_delay` makes one that exists (PENDING) but has not begun.
+
+    With `approval_gates`, every wave after the first waits for an operator's `approve`.
+    """
     ids.validate_release_id(release_id)
     attributes = TypedSearchAttributes(
         [
@@ -48,16 +54,24 @@ async def start_release(
         ]
     )
     detail = EntityMemo(waves_total=len(plan.waves), apps=StateCounts(pending=plan.app_count))
+    # The controls this release accepts, so relmgr offers only those (the contract's promise).
+    controls = [*([Control.APPROVE] if approval_gates else []), *RELEASE_CONTROLS]
     try:
         return await client.start_workflow(
             ReleaseWorkflow.run,
-            ReleaseInput(release_id=release_id, plan=plan, options=options or DeployOptions()),
+            ReleaseInput(
+                release_id=release_id,
+                plan=plan,
+                options=options or DeployOptions(),
+                approval_gates=approval_gates,
+            ),
             id=release_id,
             task_queue=task_queue,
             search_attributes=attributes,
             memo={
                 MEMO_PLAN: plan.model_dump(mode="json"),
                 MEMO_DETAIL: detail.model_dump(mode="json"),
+                MEMO_CONTROLS: [c.value for c in controls],
             },
             start_delay=start_delay,
         )

@@ -18,8 +18,9 @@ from relmgr.api.errors import install_error_handlers
 from relmgr.api.head import HeadAsGetMiddleware
 from relmgr.api.headers import SecurityHeadersMiddleware
 from relmgr.api.proxied import TrustedProxyMiddleware
-from relmgr.api.routes import auth, entities, health, releases
+from relmgr.api.routes import auth, controls, entities, health, releases
 from relmgr.api.security import TokenService
+from relmgr.control import Controller, ControlSender
 from relmgr.errors import TemporalUnavailableError
 from relmgr.proxies import TrustedProxies
 from relmgr.reader.base import ReleaseReader
@@ -47,10 +48,15 @@ or when its user's password or roles change, the user is removed, or `relmgr use
 **Caching**: read endpoints send a weak `ETag`; send it back in `If-None-Match` and get `304 Not
 Modified` with no body while nothing changed.
 
+**Controls** (operators and admins): `POST /api/releases/{id}/actions/{approve|pause|resume|
+cancel}` and `POST /api/entities/{app_id}/actions/retry`, body `{"reason": ..., "wave": ...,
+"request_id": ...}`; the same `request_id` acts once. `GET /api/audit` is the trail.
+
 **Errors** all have one shape: `{"error": {"code": "...", "message": "...", "details": ...}}`.
-401 for a missing, invalid or expired token; 404 for an unknown ID; 422 for a malformed ID or
+401 for a missing, invalid or expired token; 403 for a role too low; 404 for an unknown ID; 409
+for a control the current state does not allow (the message says why); 422 for a malformed ID or
 parameter (the message names the expected format); 429 after too many failed logins; 503 with
-`Retry-After` when Temporal does not answer within 2 s.
+`Retry-After` when Temporal does not answer within 2 s, or no worker answers a control in 5 s.
 
 **CSV**: `?format=csv` (or `Accept: text/csv`) on the release list and on a release's hierarchy.
 """
@@ -63,6 +69,7 @@ async def _connect(state: ApiState, first_attempt: asyncio.Event) -> None:
     ConfigError for bad TLS files, say) ends the task with that error.
     """
     from relmgr.reader import create_reader  # lazy: tests inject a reader and never need Temporal
+    from relmgr.temporal_client import connect
 
     def note(problem: str) -> None:
         if state.connect_problem is None:  # once, not at every attempt or every 2 s
@@ -72,8 +79,12 @@ async def _connect(state: ApiState, first_attempt: asyncio.Event) -> None:
 
     while True:
         try:
-            state.reader = await create_reader(state.settings, on_failed_attempt=note)
-            state.connect_problem = None
+            if state.reader is None:
+                state.reader = await create_reader(state.settings, on_failed_attempt=note)
+                state.connect_problem = None
+            # Controls go through a client of their own: they send Updates, the reader only
+            # reads; each Update names its operator in its own identity.
+            state.controller = Controller(await connect(state.settings, retries=0))
             logger.info("connected to Temporal at %s", state.settings.temporal_address)
             return
         except TemporalUnavailableError as exc:
@@ -89,11 +100,15 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         logger.error("the API cannot read from Temporal: %s", task.exception())
 
 
-def create_app(settings: Settings | None = None, reader: ReleaseReader | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    reader: ReleaseReader | None = None,
+    controller: ControlSender | None = None,
+) -> FastAPI:
     """The API application; ConfigError if the JWT secret or the users file cannot be used.
 
-    With `reader` the app uses it and leaves closing it to the caller; without, the app's
-    lifespan creates the Temporal reader and closes it on shutdown.
+    With `reader` the app uses it (and `controller`, if given, for controls) and leaves closing
+    them to the caller; without, the app's lifespan connects both and closes them on shutdown.
     """
     settings = settings or get_settings()
     state = ApiState(
@@ -107,6 +122,7 @@ def create_app(settings: Settings | None = None, reader: ReleaseReader | None = 
         revocations=RevocationStore(settings.revoked_sessions_path),
         proxies=TrustedProxies.parse(settings.trusted_proxies),
         reader=reader,
+        controller=controller,
     )
 
     @asynccontextmanager
@@ -146,12 +162,17 @@ def create_app(settings: Settings | None = None, reader: ReleaseReader | None = 
             {"name": "auth", "description": "Log in for a bearer token."},
             {"name": "releases", "description": "The release list and release trees."},
             {"name": "entities", "description": "Any entity by ID."},
+            {
+                "name": "controls",
+                "description": "Approve, pause, resume, cancel, retry (operators and admins), "
+                "and the audit trail of every attempt.",
+            },
             {"name": "health", "description": "Probes for load balancers and orchestrators."},
         ],
     )
     app.state.api = state
     install_error_handlers(app)
-    for router in (auth.router, releases.router, entities.router, health.router):
+    for router in (auth.router, releases.router, entities.router, controls.router, health.router):
         app.include_router(router)
     install_docs(app)
     if settings.cors_origins:

@@ -1,11 +1,11 @@
-"""The audit log: one JSON object per line for logins, refused tokens and exports.
+"""The audit log: one JSON object per line for logins, refused tokens, exports and controls.
 
 Written to `RELMGR_AUDIT_LOG` when set (`relmgr dev` sets it to `logs/audit.log` in its data
 directory), else to standard error through the `relmgr.audit` logger's own handler: at INFO
 whatever level the rest of the process logs at, so `relmgr api`'s WARNING never drops an audit
-line. Only the fields named
-by `AuditLog.record`'s signature are ever written: there is no field for a password, a token or a
-secret, so none can leak through here.
+line. Only the fields named by `AuditLog.record`'s signature (and `relmgr.trail`'s, for controls)
+are ever written: there is no field for a password, a token or a secret, so none can leak
+through here.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from relmgr.auth import USERNAME_PATTERN
+from relmgr.trail import ControlTrail
 
 logger = logging.getLogger("relmgr.audit")
 
@@ -75,6 +76,8 @@ class AuditLog:
             path.parent.mkdir(parents=True, exist_ok=True)
         else:
             _own_handler()
+        # Control attempts: the same file, the same lock, so lines never interleave.
+        self.controls = ControlTrail(path, self._lock)
 
     def record(
         self,

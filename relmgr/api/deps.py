@@ -13,6 +13,7 @@ from relmgr.api.caching import SnapshotCache
 from relmgr.api.errors import ApiError
 from relmgr.api.security import TokenClaims, TokenProblem, TokenRejectedError, TokenService
 from relmgr.auth import User, session_epoch
+from relmgr.control import ControlSender
 from relmgr.errors import TemporalUnavailableError
 from relmgr.proxies import TrustedProxies
 from relmgr.reader.base import ReleaseReader
@@ -36,6 +37,7 @@ class ApiState:
     revocations: RevocationStore
     proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
     reader: ReleaseReader | None = None
+    controller: ControlSender | None = None
     cache: SnapshotCache = field(default_factory=SnapshotCache)
     # Why the last attempt to connect to Temporal failed (cause and setting), until one succeeds.
     connect_problem: str | None = None
@@ -78,6 +80,16 @@ async def get_reader(state: StateDep) -> ReleaseReader:
 
 
 ReaderDep = Annotated[ReleaseReader, Depends(get_reader)]
+
+
+async def get_controller(state: StateDep) -> ControlSender:
+    """The controller; 503 while the API is still connecting to Temporal."""
+    if state.controller is None:
+        raise TemporalUnavailableError("the API is still connecting to Temporal")
+    return state.controller
+
+
+ControllerDep = Annotated[ControlSender, Depends(get_controller)]
 
 # auto_error=False: a missing token is refused below, in the API's own error shape.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)

@@ -22,6 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from relmgr.api.schemas import ErrorInfo, ErrorResponse
 from relmgr.errors import (
     ConfigError,
+    ConflictError,
+    ForbiddenError,
     InvalidIdError,
     InvalidQueryError,
     LiveStateUnavailableError,
@@ -29,6 +31,7 @@ from relmgr.errors import (
     ReadTimeoutError,
     RelmgrError,
     TemporalUnavailableError,
+    WorkerUnavailableError,
 )
 
 logger = logging.getLogger("relmgr.api")
@@ -44,6 +47,9 @@ STATUS_BY_ERROR: dict[type[RelmgrError], tuple[int, str]] = {
     ReadTimeoutError: (503, "temporal_timeout"),
     TemporalUnavailableError: (503, "temporal_unavailable"),
     LiveStateUnavailableError: (503, "live_state_unavailable"),
+    WorkerUnavailableError: (503, "worker_unavailable"),
+    ConflictError: (409, "conflict"),
+    ForbiddenError: (403, "forbidden"),
     ConfigError: (500, "server_misconfigured"),
     RelmgrError: (500, "internal_error"),
 }
@@ -115,6 +121,12 @@ def _details_of(exc: RelmgrError) -> dict[str, str] | None:
         return {"field": exc.field}
     if isinstance(exc, NotFoundError | LiveStateUnavailableError):
         return {"entity_id": exc.entity_id[:_MAX_SHOWN]}
+    if isinstance(exc, ConflictError):
+        return {"entity_id": exc.entity_id[:_MAX_SHOWN]}
+    if isinstance(exc, WorkerUnavailableError):
+        return {"task_queue": exc.task_queue[:_MAX_SHOWN]}
+    if isinstance(exc, ForbiddenError):
+        return {"role": exc.role}
     if isinstance(exc, TemporalUnavailableError) and exc.last_success_at is not None:
         return {"last_success_at": exc.last_success_at.isoformat()}
     return None
@@ -227,4 +239,24 @@ NOT_FOUND_DOC = error_doc(
     "not_found",
     "release rel-2026-11-payments not found",
     {"entity_id": "rel-2026-11-payments"},
+)
+FORBIDDEN_DOC = error_doc(
+    "The user's role does not allow this (controls need operator or admin); nothing was sent.",
+    "forbidden",
+    "vic has the viewer role; control needs the operator role or higher",
+    {"role": "viewer"},
+)
+CONFLICT_DOC = error_doc(
+    "Not possible in the entity's current state; the message says why. Nothing was changed.",
+    "conflict",
+    "wave 3 is PENDING; wave 2 is awaiting approval",
+    {"entity_id": "rel-2026-11-payments"},
+)
+WORKER_UNAVAILABLE_DOC = error_doc(
+    "Temporal or the worker did not answer within 5 s (an Update needs a worker); retry after "
+    "`Retry-After` seconds with the same `request_id`. Nothing was changed.",
+    "worker_unavailable",
+    "no worker is polling task queue relmgr-releases: start one (`relmgr worker`) and try "
+    "again; nothing was changed",
+    {"task_queue": "relmgr-releases"},
 )

@@ -87,3 +87,16 @@ def wants_csv(format_: ExportFormat | None, accept: str | None) -> bool:
         else:
             best_other = max(best_other, score)
     return best_csv > 0 and best_csv > best_other
+
+
+AppIdParam = Annotated[
+    str,
+    Path(
+        description=f"An app ID: {ID_FORMATS[EntityKind.APP]}.",
+        json_schema_extra={
+            "pattern": ID_PATTERNS[EntityKind.APP].pattern,
+            "maxLength": MAX_ID_LENGTH,
+        },
+        examples=["rel-2026-11-payments.wave-1.cluster-eu-1.bundle-core.app-api"],
+    ),
+]

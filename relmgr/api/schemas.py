@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from relmgr.models import ReleaseListPage, ReleaseSummary, StateCounts
+from relmgr.models import Control, EntityState, ReleaseListPage, ReleaseSummary, StateCounts
 from relmgr.timeline import duration_seconds
 
 
@@ -175,3 +175,159 @@ class ReadyResponse(_Frozen):
 
     status: Literal["ready"] = "ready"
     temporal: Literal["ok"] = "ok"
+
+
+# ---------------------------------------------------------------------------------------------
+# Controls and the audit trail.
+
+
+class ReleaseAction(StrEnum):
+    """The controls of a release that take nothing but a reason (approve and cancel have routes
+    of their own: approve needs a wave, cancel a reason)."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+MAX_REASON = 500
+_REASON = "Why (at most 500 characters; stored verbatim, shown escaped)."
+_REQUEST_ID = (
+    "Sent again with the same value, the action happens once (it is the Temporal Update ID). "
+    "Default: a new random ID."
+)
+
+
+class ActionRequest(_Frozen):
+    """An operator's control: why, and an ID that makes it idempotent."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "hold for the freeze", "request_id": "r-1"}]},
+    )
+
+    reason: str = Field(default="", max_length=MAX_REASON, description=_REASON)
+    request_id: str | None = Field(
+        default=None, pattern=REQUEST_ID_PATTERN, description=_REQUEST_ID
+    )
+
+
+class ApproveActionRequest(ActionRequest):
+    """Approve the gated wave `wave` (the one awaiting approval)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"reason": "canary healthy for 30 min", "wave": 2, "request_id": "r-2"}]
+        },
+    )
+
+    wave: int = Field(ge=1, le=99, description="The wave awaiting approval (1-based).")
+
+
+class CancelActionRequest(ActionRequest):
+    """Cancel a release: a reason is required."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"reason": "error rate up 4x in eu-west-1", "request_id": "r-3"}]
+        },
+    )
+
+    reason: str = Field(
+        min_length=1, max_length=MAX_REASON, pattern=r"\S", description="Why (required). " + _REASON
+    )
+
+
+class ActionResponse(_Frozen):
+    """An accepted control: what it did and the entity's state right after."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "outcome": "accepted",
+                    "action": "approve",
+                    "entity_id": "rel-2026-11-payments",
+                    "state": "IN_PROGRESS",
+                    "message": "wave 2 approved; it starts now",
+                    "request_id": "0b6f2c1e-approve-wave-2",
+                }
+            ]
+        },
+    )
+
+    outcome: Literal["accepted"] = "accepted"
+    action: Control
+    entity_id: str
+    state: EntityState
+    message: str
+    request_id: str
+
+
+class AuditEntry(_Frozen):
+    """One control attempt: accepted ones from Temporal (release memo), others from the log."""
+
+    at: datetime
+    user: str | None
+    role: str | None
+    action: str
+    target: str
+    release_id: str | None
+    reason: str
+    request_id: str
+    outcome: str
+    message: str = ""
+    source: Literal["temporal", "audit_log"]
+
+
+class AuditTrail(_Frozen):
+    """Control attempts, newest first."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "at": "2026-11-26T12:05:00Z",
+                            "user": "ana",
+                            "role": "operator",
+                            "action": "approve",
+                            "target": "rel-2026-11-payments.wave-2",
+                            "release_id": "rel-2026-11-payments",
+                            "reason": "canary healthy",
+                            "request_id": "0b6f2c1e-approve-wave-2",
+                            "outcome": "accepted",
+                            "message": "",
+                            "source": "temporal",
+                        },
+                        {
+                            "at": "2026-11-26T12:04:00Z",
+                            "user": "vic",
+                            "role": "viewer",
+                            "action": "cancel",
+                            "target": "rel-2026-11-payments",
+                            "release_id": "rel-2026-11-payments",
+                            "reason": "oops",
+                            "request_id": "a41d",
+                            "outcome": "forbidden",
+                            "message": "vic has the viewer role; control needs the operator "
+                            "role or higher",
+                            "source": "audit_log",
+                        },
+                    ]
+                }
+            ]
+        },
+    )
+
+    items: tuple[AuditEntry, ...]

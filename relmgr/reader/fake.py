@@ -30,6 +30,8 @@ class FakeReader:
         self.calls: list[str] = []
         # What the fake calls "now" (its `read_at`s); tests may pin it.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        # Summary fields a tree does not carry (controls, held apps, audit), by release ID.
+        self.memo: dict[str, dict[str, object]] = {}
         for tree in hierarchies:
             self.put(tree)
 
@@ -54,13 +56,18 @@ class FakeReader:
         if query.search is not None:
             ids.validate_search(query.search)
         now = self._check("list_releases")
-        return page_releases((summary_of(t) for t in self._trees.values()), query, read_at=now)
+        return page_releases((self._summary(t) for t in self._trees.values()), query, read_at=now)
 
     async def get_release(self, release_id: str) -> ReleaseSummary:
         """One fixed release without its tree."""
         ids.validate_release_id(release_id)
         self._check("get_release")
-        return summary_of(self._tree(release_id))
+        return self._summary(self._tree(release_id))
+
+    def _summary(self, tree: ReleaseHierarchy) -> ReleaseSummary:
+        summary = summary_of(tree)
+        extra = self.memo.get(summary.id)
+        return summary.model_copy(update=extra) if extra else summary
 
     async def get_release_hierarchy(self, release_id: str) -> ReleaseHierarchy:
         """One fixed release tree, stamped with the time of this call."""

@@ -23,13 +23,30 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 
 from relmgr import ids
-from relmgr.contract import MEMO_DETAIL, MEMO_PLAN, SA_LAST_CHANGE, SA_STATE, EntityMemo
+from relmgr.contract import (
+    MEMO_AUDIT,
+    MEMO_CONTROLS,
+    MEMO_DETAIL,
+    MEMO_PLAN,
+    SA_LAST_CHANGE,
+    SA_STATE,
+    EntityMemo,
+)
 from relmgr.errors import InvalidIdError
-from relmgr.models import Entity, EntityKind, EntityState, ReleaseSummary, StateCounts
+from relmgr.models import (
+    Control,
+    ControlRecord,
+    Entity,
+    EntityKind,
+    EntityState,
+    ReleaseSummary,
+    StateCounts,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STATES = {state.value: state for state in EntityState}
 _ENTITY_FIELDS = tuple(Entity.model_fields)
+_CONTROLS = {control.value: control for control in Control}
 
 # How a closed execution ends when its workflow never published a terminal state (it was
 # terminated, timed out, or crashed), and what to show as its error when it left none.
@@ -64,6 +81,10 @@ class VisibilityRow:
     waves_total: int | None = None
     apps: StateCounts | None = None
     plan_json: bytes | None = None
+    held: tuple[str, ...] = ()
+    controls: tuple[Control, ...] = ()
+    # Parsed only when a summary is made, and only releases someone controlled have one.
+    audit: object = None
 
     @property
     def id(self) -> str:
@@ -196,7 +217,30 @@ def row_from_info(info: WorkflowExecutionInfo) -> VisibilityRow | None:
         waves_total=release_memo.waves_total,
         apps=release_memo.apps,
         plan_json=bytes(plan_payload.data) if plan_payload is not None else None,
+        held=release_memo.held,
+        controls=_controls(memo_fields.get(MEMO_CONTROLS)),
+        audit=_json_payload(audit) if (audit := memo_fields.get(MEMO_AUDIT)) is not None else None,
     )
+
+
+def _controls(payload: Payload | None) -> tuple[Control, ...]:
+    value = _json_payload(payload) if payload is not None else None
+    if not isinstance(value, list):
+        return ()
+    return tuple(_CONTROLS[v] for v in value if isinstance(v, str) and v in _CONTROLS)
+
+
+def _audit(value: object) -> tuple[ControlRecord, ...]:
+    """The `relmgr.audit` memo's records, newest last; malformed records are skipped."""
+    if not isinstance(value, list):
+        return ()
+    records = []
+    for item in value:
+        try:
+            records.append(ControlRecord.model_validate(item))
+        except ValueError:
+            continue
+    return tuple(records)
 
 
 def _release_memo(detail: object) -> EntityMemo:
@@ -216,4 +260,7 @@ def summary_of_row(row: VisibilityRow) -> ReleaseSummary:
         waves_total=row.waves_total or 0,
         current_wave=row.current_wave,
         apps=row.apps or StateCounts(),
+        controls=row.controls,
+        held=row.held,
+        audit=_audit(row.audit) if row.audit else (),
     )

@@ -133,7 +133,15 @@ class ReleaseSnapshot(Snapshot):
     def summary(self) -> ReleaseSummary:
         """The release's summary with exact counts from its tree."""
         if self._summary is None:
-            self._summary = summary_of(self.tree())
+            summary = summary_of(self.tree())
+            row = self.rows.get(self.release_id)
+            if row is not None:
+                # What only the release's memo says: its controls, held apps and trail.
+                listed = summary_of_row(row)
+                summary = summary.model_copy(
+                    update={"controls": listed.controls, "held": listed.held, "audit": listed.audit}
+                )
+            self._summary = summary
         return self._summary
 
 

@@ -47,8 +47,8 @@ TIME_FORMAT = "YYYY-MM-DD HH:mm:ss"
 CHANGED_TAG = "changed"
 # Row height (px) Streamlit draws and the header; used to size tables to their rows.
 _ROW_PX = 35
-# Wide enough for the longest state tag, IN_PROGRESS.
-_STATE_PX = 125
+# Wide enough for the longest state tag, AWAITING_APPROVAL.
+_STATE_PX = 170
 
 
 def _state_column(label: str = "State") -> Any:

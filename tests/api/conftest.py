@@ -15,7 +15,9 @@ from fastapi import FastAPI
 
 from relmgr.api import create_app
 from relmgr.auth import add_user, load_users, session_epoch
-from relmgr.models import EntityState
+from relmgr.errors import NotFoundError
+from relmgr.messages import ControlRequest, ControlResult
+from relmgr.models import Control, EntityState
 from relmgr.reader.base import ReleaseReader
 from relmgr.reader.fake import FakeReader
 from relmgr.sessions import new_jti
@@ -25,6 +27,7 @@ from tests.factories import T0, make_hierarchy
 SECRET = "test-jwt-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 PASSWORD = "correct-horse-battery"
 VIEWER_PASSWORD = "viewer-password-1"
+OPERATOR_PASSWORD = "operator-password-1"
 BASE_URL = "http://testserver"
 
 # The session epoch of each test user, filled in when the session's users file is made (copies
@@ -37,7 +40,7 @@ FAILED_APP = "rel-demo.wave-2.cluster-c1.bundle-core.app-a2"
 
 @pytest.fixture(scope="session")
 def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A users file with `admin` and `viewer`, bcrypt-hashed once per session (0.25 s each)."""
+    """A users file with `admin`, `viewer` and `operator`, bcrypt-hashed once per session."""
     path = tmp_path_factory.mktemp("users") / "users.yaml"
     add_user(
         path,
@@ -49,6 +52,14 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     add_user(
         path, username="viewer", email="viewer@example.com", name="Viewer", password=VIEWER_PASSWORD
+    )
+    add_user(
+        path,
+        username="operator",
+        email="operator@example.com",
+        name="Operator",
+        password=OPERATOR_PASSWORD,
+        roles=("operator",),
     )
     EPOCHS.update({u.username: session_epoch(u) for u in load_users(path).users.values()})
     return path
@@ -107,6 +118,25 @@ def demo_trees() -> list[Any]:
     ]
 
 
+class FakeController:
+    """Accepts every control on an entity of `known` releases; 404 for any other."""
+
+    def __init__(self, known: set[str]) -> None:
+        self.known = known
+        self.sent: list[tuple[Control, str, ControlRequest, str]] = []
+
+    async def send(
+        self, action: Control, target_id: str, request: ControlRequest, *, request_id: str
+    ) -> ControlResult:
+        """Record the control and accept it."""
+        if target_id.split(".", 1)[0] not in self.known:
+            raise NotFoundError(f"{target_id} not found in Temporal", entity_id=target_id)
+        self.sent.append((action, target_id, request, request_id))
+        return ControlResult(
+            entity_id=target_id, action=action, state=EntityState.IN_PROGRESS, message="ok"
+        )
+
+
 @pytest.fixture
 def reader() -> FakeReader:
     """A fake reader holding the demo trees."""
@@ -118,7 +148,10 @@ def app_for(settings: Settings, reader: FakeReader) -> Callable[..., FastAPI]:
     """Build an app with the test settings and the fake reader (both overridable)."""
 
     def build(settings_: Settings | None = None, reader_: ReleaseReader | None = None) -> FastAPI:
-        return create_app(settings_ or settings, reader=reader_ or reader)
+        known = {tree.release.id for tree in demo_trees()}
+        return create_app(
+            settings_ or settings, reader=reader_ or reader, controller=FakeController(known)
+        )
 
     return build
 

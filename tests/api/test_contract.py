@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, settings
 from relmgr.api import create_app
 from relmgr.reader.fake import FakeReader
 from relmgr.settings import Settings
-from tests.api.conftest import SECRET, claims_for, demo_trees, sign
+from tests.api.conftest import SECRET, FakeController, claims_for, demo_trees, sign
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("RELMGR_CONTRACT_EXAMPLES", "10"))
 _statuses: Counter[int] = Counter()
@@ -47,6 +47,7 @@ _app = create_app(
         login_attempts_per_minute=5,
     ),
     reader=FakeReader(demo_trees()),
+    controller=FakeController({tree.release.id for tree in demo_trees()}),
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app)
 

@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from relmgr.api.errors import STATUS_BY_ERROR
 from relmgr.errors import (
     ConfigError,
+    ConflictError,
+    ForbiddenError,
     InvalidIdError,
     InvalidQueryError,
     LiveStateUnavailableError,
@@ -24,6 +26,7 @@ from relmgr.errors import (
     ReadTimeoutError,
     RelmgrError,
     TemporalUnavailableError,
+    WorkerUnavailableError,
 )
 from relmgr.models import (
     Entity,
@@ -87,6 +90,13 @@ ERRORS: list[tuple[RelmgrError, int, str]] = [
         503,
         "live_state_unavailable",
     ),
+    (
+        WorkerUnavailableError("no worker is polling task queue q", task_queue="q"),
+        503,
+        "worker_unavailable",
+    ),
+    (ConflictError("wave 3 is PENDING", entity_id="rel-a"), 409, "conflict"),
+    (ForbiddenError("vic has the viewer role", role="viewer"), 403, "forbidden"),
     (ConfigError("TLS key /secret/path.pem unreadable"), 500, "server_misconfigured"),
     (RelmgrError("something of ours"), 500, "internal_error"),
 ]

@@ -17,6 +17,11 @@ OPERATIONS = [
     ("get", "/api/releases/{release_id}/hierarchy"),
     ("get", "/api/releases/{release_id}/timeline"),
     ("get", "/api/entities/{entity_id}"),
+    ("post", "/api/releases/{release_id}/actions/approve"),
+    ("post", "/api/releases/{release_id}/actions/cancel"),
+    ("post", "/api/releases/{release_id}/actions/{action}"),
+    ("post", "/api/entities/{app_id}/actions/retry"),
+    ("get", "/api/audit"),
     ("get", "/health"),
     ("get", "/ready"),
 ]

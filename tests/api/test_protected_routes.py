@@ -17,7 +17,17 @@ PUBLIC = {("POST", "/api/auth/login"), ("GET", "/health"), ("GET", "/ready")}
 # What a good token gets; logout answers 204 with no body.
 SUCCESS = {("POST", "/api/auth/logout"): 204}
 # A valid example for each path parameter, so that only the token can be the reason for a 401.
-PATH_EXAMPLES = {"release_id": "rel-demo", "entity_id": "rel-demo.wave-1"}
+PATH_EXAMPLES = {
+    "release_id": "rel-demo",
+    "entity_id": "rel-demo.wave-1",
+    "app_id": "rel-demo.wave-1.cluster-c1.bundle-core.app-a1",
+    "action": "pause",
+}
+# A valid body for each control, for the same reason.
+BODIES: dict[str, dict[str, Any]] = {
+    "/api/releases/{release_id}/actions/approve": {"wave": 2},
+    "/api/releases/{release_id}/actions/cancel": {"reason": "stop"},
+}
 
 
 def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
@@ -31,6 +41,10 @@ def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
 
 def _url(path: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: PATH_EXAMPLES[m.group(1)], path)
+
+
+def _body(method: str, path: str) -> dict[str, Any] | None:
+    return BODIES.get(path, {}) if method == "POST" else None
 
 
 def _alg_none() -> str:
@@ -76,10 +90,13 @@ def test_every_protected_route_documents_401(app: FastAPI) -> None:
 async def test_every_protected_route_rejects_bad_tokens(app: FastAPI, kind: str) -> None:
     """Missing, expired, `alg: none`, tampered and wrongly signed tokens all get 401 everywhere."""
     protected = [(m, p) for m, p, _ in _operations(app) if (m, p) not in PUBLIC]
-    assert len(protected) == 7  # me, logout, list, release, hierarchy, timeline, entity
+    assert len(protected) == 12  # me, logout, list, release, hierarchy, timeline, entity,
+    # approve, pause, resume, cancel, retry... and the audit trail
     async with http_client(app) as api:
         for method, path in protected:
-            response = await api.request(method, _url(path), headers=BAD_HEADERS[kind])
+            response = await api.request(
+                method, _url(path), headers=BAD_HEADERS[kind], json=_body(method, path)
+            )
             assert response.status_code == 401, (kind, method, path)
             assert response.headers["www-authenticate"].startswith("Bearer"), (method, path)
             assert set(response.json()) == {"error"}, (method, path)
@@ -92,7 +109,9 @@ async def test_every_protected_route_accepts_a_good_token(app: FastAPI) -> None:
         for method, path in protected:
             # A token each: logout ends the one it is given.
             headers = {"Authorization": f"Bearer {sign(claims_for())}"}
-            response = await api.request(method, _url(path), headers=headers)
+            response = await api.request(
+                method, _url(path), headers=headers, json=_body(method, path)
+            )
             expected = SUCCESS.get((method, path), 200)
             assert response.status_code == expected, (method, path, response.text)
 

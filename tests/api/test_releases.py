@@ -44,7 +44,12 @@ PAYMENTS_ITEM: dict[str, Any] = {
         "succeeded": 1,
         "failed": 0,
         "cancelled": 0,
+        "awaiting_approval": 0,
+        "paused": 0,
     },
+    "controls": [],
+    "held": [],
+    "audit": [],
     "percent_complete": 50.0,
     "duration_seconds": None,
 }
@@ -55,6 +60,8 @@ ALL_COUNTS = {
     "succeeded": 1,
     "failed": 1,
     "cancelled": 0,
+    "awaiting_approval": 0,
+    "paused": 0,
 }
 
 # rel-demo: 7 succeeded + 1 failed; rel-payments: 1 in progress + 1 succeeded; rel-old: 1 succeeded.

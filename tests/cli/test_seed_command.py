@@ -6,6 +6,7 @@ import pytest
 
 from relmgr import cli, seed
 from relmgr.errors import ConfigError
+from relmgr.messages import OnFailure
 from relmgr.settings import Settings
 
 
@@ -144,8 +145,15 @@ def test_demo_set_is_fixed_and_mixed() -> None:
         "rel-demo-search-retrying",
         "rel-demo-inventory-rollout",
         "rel-demo-platform-big",
+        "rel-demo-orders-gated",
+        "rel-demo-shipping-held",
         "rel-demo-billing-scheduled",
     }
+    gated = [d.release_id for d in demos.values() if d.approval_gates]
+    assert gated == ["rel-demo-orders-gated"]
+    held = demos["rel-demo-shipping-held"]
+    assert (held.options.on_failure, held.options.fail_apps) == ("hold", ("catalog",))
+    assert "catalog" in held.plan.waves[0].clusters[0].bundle.apps
     assert demos["rel-demo-platform-big"].plan.entity_count == 1206
     assert demos["rel-demo-platform-big"].options.min_seconds >= 5
     failing = demos["rel-demo-checkout-failed"]
@@ -156,3 +164,28 @@ def test_demo_set_is_fixed_and_mixed() -> None:
     assert demos["rel-demo-billing-scheduled"].start_delay_seconds >= 3600
     delayed = [d for d in demos.values() if d.start_delay_seconds]
     assert delayed == [demos["rel-demo-billing-scheduled"]]
+
+
+def test_seed_options_for_gates_and_held_failures() -> None:
+    """`--approval-gates` and `--on-failure hold` reach the spec and the deploy options;
+    without them a release has no gates and fails as before."""
+    shape = ["seed", "--waves", "2", "--clusters", "1", "--apps", "1"]
+    args = cli.build_parser().parse_args([*shape, "--approval-gates", "--on-failure", "hold"])
+    assert (args.approval_gates, args.on_failure) == (True, "hold")
+    spec = seed.simulation_spec(
+        waves=2, clusters=1, apps=1, approval_gates=True, on_failure=OnFailure.HOLD, name="g"
+    )
+    assert spec.approval_gates is True
+    assert spec.options().on_failure is OnFailure.HOLD
+    plain = seed.simulation_spec(waves=2, clusters=1, apps=1, name="p")
+    assert (plain.approval_gates, plain.options().on_failure) == (False, OnFailure.FAIL)
+
+
+def test_unknown_on_failure_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """--on-failure takes fail or hold only."""
+    with pytest.raises(SystemExit) as exited:
+        cli.build_parser().parse_args(
+            ["seed", "--waves", "1", "--clusters", "1", "--apps", "1", "--on-failure", "skip"]
+        )
+    assert exited.value.code == 2
+    assert "invalid choice: 'skip'" in capsys.readouterr().err

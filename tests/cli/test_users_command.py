@@ -118,11 +118,11 @@ def test_without_password_stdin_and_no_terminal_is_a_usage_error(
 def test_bad_role_is_an_argparse_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A role must be a simple lowercase name."""
-    status = _add(monkeypatch, PASSWORD, "--name", "A", "--role", "Root!", "--password-stdin")
+    """A role must be viewer, operator or admin; the message names them."""
+    status = _add(monkeypatch, PASSWORD, "--name", "A", "--role", "root", "--password-stdin")
 
     assert status == 2
-    assert "'Root!' is not a role name" in capsys.readouterr().err
+    assert "'root' is not a role; use one of viewer, operator, admin" in capsys.readouterr().err
 
 
 def test_real_stdin_of_the_console_command(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from tests.factories import make_hierarchy
 APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
 USERNAME = "alice"
 NAME = "Alice Example"
+OPERATOR = "olga"
 PASSWORD = "correct horse battery"
 COOKIE_KEY = "k" * 16 + "0123456789abcdefghijklmnopqrstuv"  # 48 bytes, no placeholder word
 
@@ -35,9 +36,17 @@ RETRYING_APP = "rel-demo.wave-2.cluster-c2.bundle-core.app-a1"
 
 @pytest.fixture(scope="session")
 def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A users file with one user, bcrypt-hashed once per session."""
+    """A users file with a viewer (alice) and an operator, bcrypt-hashed once per session."""
     path = tmp_path_factory.mktemp("ui-users") / "users.yaml"
     add_user(path, username=USERNAME, email="alice@example.com", name=NAME, password=PASSWORD)
+    add_user(
+        path,
+        username=OPERATOR,
+        email="olga@example.com",
+        name="Olga Operator",
+        password=PASSWORD,
+        roles=("operator",),
+    )
     return path
 
 
@@ -128,12 +137,12 @@ def new_app(fake: FakeReader, steady_process: None) -> Callable[[], AppTest]:
     return lambda: AppTest.from_file(str(APP), default_timeout=30)
 
 
-def sign_in(at: AppTest) -> AppTest:
+def sign_in(at: AppTest, username: str = USERNAME) -> AppTest:
     """Put the session into the signed-in state a password sign-in leaves (with its record)."""
-    user = load_users(get_settings().users_file).users[USERNAME]
+    user = load_users(get_settings().users_file).users[username]
     at.session_state["authentication_status"] = True
-    at.session_state["username"] = USERNAME
-    at.session_state["name"] = NAME
+    at.session_state["username"] = username
+    at.session_state["name"] = NAME if username == USERNAME else "Olga Operator"
     at.session_state[SESSION_KEY] = asdict(SessionRecord.new(user, 1.0))
     return at
 

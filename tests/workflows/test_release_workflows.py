@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,14 +21,6 @@ from tests.factories import make_plan
 pytestmark = pytest.mark.integration
 
 FAST = DeployOptions(min_seconds=0.0, max_seconds=0.05, retry_seconds=0.2, parallelism=3)
-
-
-@pytest.fixture
-async def worker(client: Client) -> AsyncIterator[Worker]:
-    """A worker on a task queue of its own, stopped after the test."""
-    w = build_worker(client, task_queue=f"tq-{uuid.uuid4().hex[:8]}")
-    async with w:
-        yield w
 
 
 def _name() -> str:

@@ -1,0 +1,42 @@
+"""Waiting for you: every wave awaiting approval, paused release and held app, oldest first."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from relmgr.errors import RelmgrError
+from relmgr.ui import controls, frame, login, refresh
+from relmgr.ui.present import md_escape, release_href
+
+frame.enter()
+login.require_signed_in()
+
+st.title("Waiting for you", anchor=False)
+
+
+@st.fragment(run_every=refresh.interval())
+def inbox_view() -> None:
+    """The data region: reread on every refresh."""
+    user = controls.signed_in_user()
+    try:
+        items = controls.read_waiting()
+    except RelmgrError as exc:
+        st.error(md_escape(exc.message), icon=":material/cloud_off:")
+        return
+    if not items:
+        st.caption("Nothing waits for a person: no gated wave, paused release or held app.")
+        return
+    st.caption(f"{len(items)} waiting, oldest first.")
+    for number, item in enumerate(items):
+        with st.container(border=True):
+            since = item.since.strftime("%Y-%m-%d %H:%M:%S UTC") if item.since else "unknown"
+            st.markdown(
+                f"[{md_escape(item.release_id)}]({release_href(item.release_id)}) · "
+                f"{md_escape(item.what)} · since {since}"
+            )
+            if controls.may_control(user):
+                assert user is not None
+                controls.render_buttons(list(item.actions), user, key=f"inbox-{number}")
+
+
+inbox_view()

@@ -1,0 +1,177 @@
+"""Controls in the dashboard: buttons for operators only and only where they apply, the dialog,
+and the Waiting-for-you page (a fake reader and a fake controller behind the seams)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from relmgr.errors import ConflictError
+from relmgr.messages import ApproveRequest, ControlRequest, ControlResult
+from relmgr.models import Control, ControlRecord, EntityState, ReleaseSummary
+from relmgr.reader.fake import FakeReader
+from relmgr.settings import Settings
+from relmgr.ui import controls
+from relmgr.ui.present import md_escape
+from tests.factories import T0, make_hierarchy
+from tests.ui.conftest import OPERATOR, open_page, sign_in
+
+GATED = "rel-gate"
+HELD_APP = "rel-held.wave-1.cluster-c1.bundle-core.app-a1"
+ALL = (Control.APPROVE, Control.PAUSE, Control.RESUME, Control.CANCEL)
+
+
+class FakeController:
+    """Records every control; refuses approving wave 3."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Control, str, ControlRequest, str]] = []
+
+    async def send(
+        self, action: Control, target_id: str, request: ControlRequest, *, request_id: str
+    ) -> ControlResult:
+        if isinstance(request, ApproveRequest) and request.wave == 3:
+            raise ConflictError(
+                "wave 3 is PENDING; wave 2 is awaiting approval", entity_id=target_id
+            )
+        self.sent.append((action, target_id, request, request_id))
+        return ControlResult(
+            entity_id=target_id,
+            action=action,
+            state=EntityState.IN_PROGRESS,
+            message="it starts now",
+        )
+
+
+@pytest.fixture
+def sent(fake: FakeReader) -> Iterator[FakeController]:
+    """A gated release (wave 2 awaiting approval) and a held one, and a fake controller."""
+    fake.put(
+        make_hierarchy(
+            "gate",
+            waves=3,
+            clusters=1,
+            apps=1,
+            states={
+                GATED: EntityState.AWAITING_APPROVAL,
+                f"{GATED}.wave-2": EntityState.AWAITING_APPROVAL,
+                f"{GATED}.wave-2.cluster-c1": None,  # type: ignore[dict-item]
+                f"{GATED}.wave-2.cluster-c1.bundle-core": None,  # type: ignore[dict-item]
+                f"{GATED}.wave-2.cluster-c1.bundle-core.app-a1": None,  # type: ignore[dict-item]
+                f"{GATED}.wave-3": None,  # type: ignore[dict-item]
+                f"{GATED}.wave-3.cluster-c1": None,  # type: ignore[dict-item]
+                f"{GATED}.wave-3.cluster-c1.bundle-core": None,  # type: ignore[dict-item]
+                f"{GATED}.wave-3.cluster-c1.bundle-core.app-a1": None,  # type: ignore[dict-item]
+            },
+            started_at=T0 + timedelta(hours=2),
+        )
+    )
+    fake.put(
+        make_hierarchy(
+            "held",
+            waves=1,
+            clusters=1,
+            apps=1,
+            default=EntityState.IN_PROGRESS,
+            states={HELD_APP: EntityState.FAILED},
+            started_at=T0 + timedelta(hours=1),
+        )
+    )
+    record = ControlRecord(
+        at=T0,
+        user="ana",
+        role="operator",
+        action=Control.PAUSE,
+        target=GATED,
+        reason="<img src=x onerror=alert(1)> **now**",
+        request_id="r-1",
+    )
+    fake.memo[GATED] = {"controls": ALL, "current_wave": 2, "audit": (record,)}
+    fake.memo["rel-held"] = {"controls": ALL, "held": (HELD_APP,)}
+    controller = FakeController()
+
+    async def factory(settings: Settings) -> FakeController:
+        return controller
+
+    controls.set_controller_factory(factory)  # type: ignore[arg-type]
+    yield controller
+    controls.set_controller_factory(None)
+
+
+def _labels(at: AppTest) -> list[str]:
+    return [b.label for b in at.button]
+
+
+def test_viewer_sees_the_state_but_no_control_buttons(app: AppTest, sent: FakeController) -> None:
+    """A viewer gets no Approve, Pause or Cancel on a gated release."""
+    at = open_page(app, "pages/release.py", release=GATED)
+    assert not at.exception
+    assert not {"Approve wave 2", "Pause", "Cancel", "Resume"} & set(_labels(at))
+    [trail] = [m.value for m in at.markdown if "**ana**" in m.value]
+    # The reason is shown escaped: no raw HTML tag, no Markdown emphasis of its own.
+    assert md_escape("<img src=x onerror=alert(1)> **now**") in trail
+    assert re.search(r"(?<!\\)<", trail) is None  # every "<" escaped
+
+
+def test_operator_sees_the_controls_that_apply_and_approves_through_the_dialog(
+    new_app: Callable[[], AppTest], sent: FakeController
+) -> None:
+    """Approve wave 2, Pause, Cancel (no Resume); confirming sends approve for wave 2, once."""
+    at = open_page(sign_in(new_app(), OPERATOR), "pages/release.py", release=GATED)
+    assert not at.exception
+    labels = _labels(at)
+    assert {"Approve wave 2", "Pause", "Cancel"} <= set(labels)
+    assert "Resume" not in labels
+    next(b for b in at.button if b.label == "Approve wave 2").click().run()
+    at.text_area[0].input("canary <b>ok</b>").run()
+    confirm = [b for b in at.button if b.label == "Approve wave 2"][-1]
+    confirm.click().run()
+    assert not at.exception
+    [(action, target, request, _)] = sent.sent
+    assert (action, target) == (Control.APPROVE, GATED)
+    assert isinstance(request, ApproveRequest)
+    assert (request.user, request.role, request.wave, request.reason) == (
+        OPERATOR,
+        "operator",
+        2,
+        "canary <b>ok</b>",
+    )
+    assert [t.value for t in at.toast] == [md_escape("Approve wave 2: it starts now")]
+    attempt = controls._trail(None).attempts()[-1]
+    assert (attempt.user, attempt.action, attempt.target, attempt.outcome, attempt.client) == (
+        OPERATOR,
+        "approve",
+        GATED,
+        "accepted",
+        "dashboard",
+    )
+
+
+def test_inbox_lists_the_waiting_wave_and_the_held_app_oldest_first(
+    new_app: Callable[[], AppTest], sent: FakeController
+) -> None:
+    """Waiting for you: the held app (older release) then the gated wave, with their buttons."""
+    at = open_page(sign_in(new_app(), OPERATOR), "pages/inbox.py")
+    assert not at.exception
+    lines = [m.value for m in at.markdown if "since" in m.value]
+    assert len(lines) == 2
+    assert "app a1 failed and holds its wave" in lines[0]
+    assert "wave 2 awaits approval" in lines[1]
+    assert {"Retry a1", "Approve wave 2"} <= set(_labels(at))
+
+
+def test_actions_apply_only_where_the_state_and_the_workflow_allow() -> None:
+    """No controls on finished releases or without `relmgr.controls`; Resume only when paused."""
+    base = ReleaseSummary(id="rel-x", kind="release", release_id="rel-x", controls=ALL)
+    paused = base.model_copy(update={"state": EntityState.PAUSED})
+    assert [a.label for a in controls.release_actions(paused)] == ["Resume", "Cancel"]
+    running = base.model_copy(update={"state": EntityState.IN_PROGRESS})
+    assert [a.label for a in controls.release_actions(running)] == ["Pause", "Cancel"]
+    done = base.model_copy(update={"state": EntityState.SUCCEEDED})
+    assert controls.release_actions(done) == []
+    unadvertised = running.model_copy(update={"controls": ()})
+    assert controls.release_actions(unadvertised) == []

@@ -260,7 +260,9 @@ async def diagnose(exc: BaseException, settings: Settings) -> Diagnosis | None:
     status = _HTTP_STATUS.search(text)
     if status is not None:
         return await _http_diagnosis(settings, status.group(0).split(": ", 1)[1], using_tls)
-    protocol_error = "h2 protocol error" in text or "GoAway" in text
+    # A TLS server answering plaintext HTTP/2 shows as a protocol error, a GOAWAY, or (when the
+    # server closes first, as a loaded machine makes more likely) a closed connection.
+    protocol_error = any(s in text for s in ("h2 protocol error", "GoAway", "connection closed"))
     if (
         not using_tls
         and protocol_error

@@ -38,6 +38,8 @@ def test_release_columns_are_the_documented_ones() -> None:
         "apps_pending",
         "apps_in_progress",
         "apps_retrying",
+        "apps_awaiting_approval",
+        "apps_paused",
         "apps_succeeded",
         "apps_failed",
         "apps_cancelled",
@@ -74,6 +76,8 @@ def test_release_row_holds_every_count_and_spreadsheet_times() -> None:
         "1",
         "1",
         "2",
+        "0",
+        "0",
         "3",
         "1",
         "4",
@@ -146,6 +150,8 @@ def test_hierarchy_columns_are_the_documented_ones() -> None:
         "apps_pending",
         "apps_in_progress",
         "apps_retrying",
+        "apps_awaiting_approval",
+        "apps_paused",
         "apps_succeeded",
         "apps_failed",
         "apps_cancelled",
@@ -217,6 +223,8 @@ def test_hierarchy_row_carries_state_times_duration_attempt_error_and_counts() -
         "0",
         "0",
         "0",
+        "0",
+        "0",
         "1",
         "0",
     ]
@@ -259,7 +267,7 @@ def test_planned_entities_have_empty_times() -> None:
         "",
         "1",
         "1",
-        *["0"] * 5,
+        *["0"] * 7,
     ]
     assert "None" not in hierarchy_csv(tree)
 

@@ -72,6 +72,8 @@ ALL_APPS = {
     "succeeded": 9,
     "failed": 1,
     "cancelled": 0,
+    "awaiting_approval": 0,
+    "paused": 0,
 }
 NO_COUNTS = dict.fromkeys(ALL_COUNTS, 0)
 
@@ -205,6 +207,8 @@ async def test_list_csv_holds_every_matching_release(
         "apps_pending",
         "apps_in_progress",
         "apps_retrying",
+        "apps_awaiting_approval",
+        "apps_paused",
         "apps_succeeded",
         "apps_failed",
         "apps_cancelled",
@@ -218,7 +222,7 @@ async def test_list_csv_holds_every_matching_release(
     ]
     # A running release lasts until the data was read (between the request's start and end).
     started = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
-    running_for = int(rows[3][15])
+    running_for = int(rows[3][17])
     assert int((before - started).total_seconds()) <= running_for
     assert running_for <= int((after - started).total_seconds())
     assert rows[1:] == [
@@ -227,6 +231,8 @@ async def test_list_csv_holds_every_matching_release(
             "FAILED",
             "87.5",
             "8",
+            "0",
+            "0",
             "0",
             "0",
             "0",
@@ -249,6 +255,8 @@ async def test_list_csv_holds_every_matching_release(
             "0",
             "0",
             "0",
+            "0",
+            "0",
             "1",
             "0",
             "0",
@@ -267,6 +275,8 @@ async def test_list_csv_holds_every_matching_release(
             "2",
             "0",
             "1",
+            "0",
+            "0",
             "0",
             "1",
             "0",
@@ -406,6 +416,8 @@ async def test_hierarchy_csv_has_one_row_per_entity(
         "apps_pending",
         "apps_in_progress",
         "apps_retrying",
+        "apps_awaiting_approval",
+        "apps_paused",
         "apps_succeeded",
         "apps_failed",
         "apps_cancelled",
@@ -419,6 +431,8 @@ async def test_hierarchy_csv_has_one_row_per_entity(
         "2",
         '\'=HYPERLINK("http://evil")',
         "1",
+        "0",
+        "0",
         "0",
         "0",
         "0",

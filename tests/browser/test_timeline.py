@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from relmgr.api import create_app
-from relmgr.auth import add_user
+from relmgr.auth import add_user, load_users, session_epoch
 from relmgr.settings import Settings
 from tests.api.conftest import SECRET, claims_for, http_client, sign
 from tests.browser.conftest import Seeded
@@ -34,7 +34,10 @@ def api_timeline(stack: Dashboard, release_id: str, tmp_path: Path) -> dict[str,
         temporal_address=stack.temporal.address,
         temporal_rpc_timeout=2.0,
     )
-    headers = {"Authorization": f"Bearer {sign(claims_for('api', lifetime=600))}"}
+    # The token carries the user's session epoch, as one the API issued would.
+    claims = claims_for("api", lifetime=600)
+    claims["ep"] = session_epoch(load_users(settings.users_file).users["api"])
+    headers = {"Authorization": f"Bearer {sign(claims)}"}
 
     async def fetch() -> dict[str, Any]:
         app = create_app(settings)

@@ -139,6 +139,9 @@ def front(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             api_env = backend.dashboard_env(
                 RELMGR_JWT_SECRET=secrets.token_urlsafe(48),
                 RELMGR_AUDIT_LOG=str(work / "audit.jsonl"),
+                # As deploy/systemd/relmgr-api.service: nginx on loopback is the trusted proxy,
+                # so its X-Forwarded-Proto (https) reaches the API and HSTS is sent once.
+                RELMGR_TRUSTED_PROXIES="127.0.0.1",
             )
             processes.append(
                 subprocess.Popen(

@@ -31,9 +31,12 @@ from tests.factories import make_plan
 pytestmark = pytest.mark.integration
 
 FAST = DeployOptions(min_seconds=0.0, max_seconds=0.05, retry_seconds=0.2, parallelism=3)
-OPERATOR = {"Authorization": f"Bearer {sign(claims_for('operator', lifetime=3600))}"}
-VIEWER = {"Authorization": f"Bearer {sign(claims_for('viewer', lifetime=3600))}"}
-ADMIN = {"Authorization": f"Bearer {sign(claims_for('admin', lifetime=3600))}"}
+
+
+def _as(username: str) -> dict[str, str]:
+    """Headers with a valid token for `username` (made once the users file, and its epochs,
+    exist: a token carries its user's session epoch)."""
+    return {"Authorization": f"Bearer {sign(claims_for(username, lifetime=3600))}"}
 
 
 @pytest.fixture
@@ -121,8 +124,8 @@ async def test_operator_approves_once_per_request_id_and_the_trail_shows_it(
     """200 with outcome and state; the same request_id twice acts once; audit log and memo agree."""
     release_id = await _gated(client, worker.task_queue)
     body = {"wave": 2, "reason": "canary ok", "request_id": "req-approve-1"}
-    first = await api.post(_action(release_id, "approve"), json=body, headers=OPERATOR)
-    second = await api.post(_action(release_id, "approve"), json=body, headers=OPERATOR)
+    first = await api.post(_action(release_id, "approve"), json=body, headers=_as("operator"))
+    second = await api.post(_action(release_id, "approve"), json=body, headers=_as("operator"))
     assert first.status_code == 200, first.text
     assert first.json() == {
         "outcome": "accepted",
@@ -145,7 +148,7 @@ async def test_operator_approves_once_per_request_id_and_the_trail_shows_it(
         "outcome": "accepted",
     }
     for _ in range(100):
-        trail = (await api.get(f"/api/audit?release_id={release_id}", headers=VIEWER)).json()
+        trail = (await api.get(f"/api/audit?release_id={release_id}", headers=_as("viewer"))).json()
         if [i["source"] for i in trail["items"]] == ["temporal"]:
             break
         await asyncio.sleep(0.1)
@@ -165,7 +168,7 @@ async def test_viewer_and_signed_out_requests_change_nothing(
     release_id = await _gated(client, worker.task_queue)
     before = await _event_count(client, release_id)
     forbidden = await api.post(
-        _action(release_id, "cancel"), json={"reason": "stop"}, headers=VIEWER
+        _action(release_id, "cancel"), json={"reason": "stop"}, headers=_as("viewer")
     )
     assert forbidden.status_code == 403
     assert forbidden.json()["error"] == {
@@ -185,28 +188,38 @@ async def test_refusals_answer_404_409_and_422_with_why(
     """Unknown release 404; another wave 409 saying why; bad bodies 422; all leave no history."""
     release_id = await _gated(client, worker.task_queue)
     before = await _event_count(client, release_id)
-    unknown = await api.post(_action("rel-no-such-release", "pause"), json={}, headers=OPERATOR)
+    unknown = await api.post(
+        _action("rel-no-such-release", "pause"), json={}, headers=_as("operator")
+    )
     assert unknown.status_code == 404
-    conflict = await api.post(_action(release_id, "approve"), json={"wave": 3}, headers=OPERATOR)
+    conflict = await api.post(
+        _action(release_id, "approve"), json={"wave": 3}, headers=_as("operator")
+    )
     assert conflict.status_code == 409
     assert conflict.json()["error"]["message"] == "wave 3 is PENDING; wave 2 is awaiting approval"
-    no_reason = await api.post(_action(release_id, "cancel"), json={}, headers=OPERATOR)
+    no_reason = await api.post(_action(release_id, "cancel"), json={}, headers=_as("operator"))
     assert no_reason.status_code == 422
     assert "'reason': Field required" in no_reason.json()["error"]["message"]
-    blank = await api.post(_action(release_id, "cancel"), json={"reason": "  "}, headers=OPERATOR)
+    blank = await api.post(
+        _action(release_id, "cancel"), json={"reason": "  "}, headers=_as("operator")
+    )
     assert blank.status_code == 422
     too_long = await api.post(
-        _action(release_id, "cancel"), json={"reason": "x" * 501}, headers=OPERATOR
+        _action(release_id, "cancel"), json={"reason": "x" * 501}, headers=_as("operator")
     )
     assert too_long.status_code == 422
-    no_wave = await api.post(_action(release_id, "approve"), json={}, headers=OPERATOR)
+    no_wave = await api.post(_action(release_id, "approve"), json={}, headers=_as("operator"))
     assert no_wave.status_code == 422
-    bad_id = await api.post(_action("REL_1", "pause"), json={}, headers=OPERATOR)
+    bad_id = await api.post(_action("REL_1", "pause"), json={}, headers=_as("operator"))
     assert bad_id.status_code == 422
     assert "expected release" in bad_id.json()["error"]["message"]
-    unknown_action = await api.post(_action(release_id, "explode"), json={}, headers=OPERATOR)
+    unknown_action = await api.post(
+        _action(release_id, "explode"), json={}, headers=_as("operator")
+    )
     assert unknown_action.status_code == 422
-    extra = await api.post(_action(release_id, "pause"), json={"force": True}, headers=OPERATOR)
+    extra = await api.post(
+        _action(release_id, "pause"), json={"force": True}, headers=_as("operator")
+    )
     assert extra.status_code == 422
     assert await _event_count(client, release_id) == before
     # Requests the API could parse are recorded; malformed bodies are refused before that.
@@ -222,7 +235,9 @@ async def test_no_worker_answers_503_with_retry_after_within_5_s(
     async with build_worker(client, task_queue=task_queue):
         release_id = await _gated(client, task_queue, waves=2)
     started = time.monotonic()
-    response = await api.post(_action(release_id, "approve"), json={"wave": 2}, headers=ADMIN)
+    response = await api.post(
+        _action(release_id, "approve"), json={"wave": 2}, headers=_as("admin")
+    )
     elapsed = time.monotonic() - started
     print(f"approve with no worker: {response.status_code} in {elapsed:.2f} s")
     assert response.status_code == 503
@@ -242,12 +257,12 @@ async def test_a_reason_with_html_and_markdown_is_stored_and_returned_verbatim(
     release_id = await _gated(client, worker.task_queue)
     reason = "<script>alert('x')</script> **bold** [link](javascript:alert(1)) & \"quotes\""
     response = await api.post(
-        _action(release_id, "cancel"), json={"reason": reason}, headers=OPERATOR
+        _action(release_id, "cancel"), json={"reason": reason}, headers=_as("operator")
     )
     assert response.status_code == 200, response.text
     await _wait_state(client, release_id, "CANCELLED")
     for _ in range(100):
-        trail = (await api.get(f"/api/audit?release_id={release_id}", headers=VIEWER)).json()
+        trail = (await api.get(f"/api/audit?release_id={release_id}", headers=_as("viewer"))).json()
         if any(i["source"] == "temporal" for i in trail["items"]):
             break
         await asyncio.sleep(0.1)
@@ -260,11 +275,13 @@ async def test_audit_trail_merges_refusals_newest_first_and_filters(
 ) -> None:
     """A refused attempt (log) and an accepted one (Temporal) come back newest first, filtered."""
     release_id = await _gated(client, worker.task_queue)
-    await api.post(_action(release_id, "pause"), json={"reason": "r1"}, headers=VIEWER)
-    accepted = await api.post(_action(release_id, "pause"), json={"reason": "r2"}, headers=ADMIN)
+    await api.post(_action(release_id, "pause"), json={"reason": "r1"}, headers=_as("viewer"))
+    accepted = await api.post(
+        _action(release_id, "pause"), json={"reason": "r2"}, headers=_as("admin")
+    )
     assert accepted.status_code == 200
     for _ in range(100):
-        trail = (await api.get(f"/api/audit?release_id={release_id}", headers=VIEWER)).json()
+        trail = (await api.get(f"/api/audit?release_id={release_id}", headers=_as("viewer"))).json()
         if len(trail["items"]) == 2 and trail["items"][0]["source"] == "temporal":
             break
         await asyncio.sleep(0.1)
@@ -272,16 +289,18 @@ async def test_audit_trail_merges_refusals_newest_first_and_filters(
         ("admin", "accepted", "r2", "temporal"),
         ("viewer", "forbidden", "r1", "audit_log"),
     ]
-    only_viewer = await api.get(f"/api/audit?release_id={release_id}&user=viewer", headers=ADMIN)
+    only_viewer = await api.get(
+        f"/api/audit?release_id={release_id}&user=viewer", headers=_as("admin")
+    )
     assert [i["reason"] for i in only_viewer.json()["items"]] == ["r1"]
     later = trail["items"][0]["at"]
     since = await api.get(
-        "/api/audit", params={"release_id": release_id, "since": later}, headers=ADMIN
+        "/api/audit", params={"release_id": release_id, "since": later}, headers=_as("admin")
     )
     assert [i["reason"] for i in since.json()["items"]] == ["r2"]
-    bad = await api.get("/api/audit?user=Not%20A%20User", headers=ADMIN)
+    bad = await api.get("/api/audit?user=Not%20A%20User", headers=_as("admin"))
     assert bad.status_code == 422
-    await api.post(_action(release_id, "cancel"), json={"reason": "done"}, headers=ADMIN)
+    await api.post(_action(release_id, "cancel"), json={"reason": "done"}, headers=_as("admin"))
 
 
 async def test_operator_retries_a_held_app(
@@ -307,12 +326,12 @@ async def test_operator_retries_a_held_app(
     app_id = f"{release_id}.wave-1.cluster-c1.bundle-core.app-a1"
     await _wait_state(client, app_id, "FAILED")
     path = f"/api/entities/{app_id}/actions/retry"
-    assert (await api.post(path, json={}, headers=VIEWER)).status_code == 403
+    assert (await api.post(path, json={}, headers=_as("viewer"))).status_code == 403
     wrong_kind = await api.post(
-        f"/api/entities/{release_id}/actions/retry", json={}, headers=OPERATOR
+        f"/api/entities/{release_id}/actions/retry", json={}, headers=_as("operator")
     )
     assert wrong_kind.status_code == 422
-    response = await api.post(path, json={"reason": "flaky network"}, headers=OPERATOR)
+    response = await api.post(path, json={"reason": "flaky network"}, headers=_as("operator"))
     assert response.status_code == 200, response.text
     assert response.json()["entity_id"] == app_id
     await _wait_state(client, release_id, "SUCCEEDED")

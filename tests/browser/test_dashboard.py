@@ -237,6 +237,8 @@ def test_the_list_shows_the_seeded_releases_and_sorts(
         "Pending": 0,
         "In progress": 1,
         "Retrying": 0,
+        "Awaiting approval": 0,
+        "Paused": 0,
         "Succeeded": 1,
         "Failed": 1,
         "Cancelled": 0,
@@ -420,7 +422,7 @@ def test_pausing_or_hiding_the_tab_stops_polling_and_both_resume(
     wait_until_quiet(page)  # a refresh asked for just before the pause still runs once
     assert activity_over(page, sent, WINDOW_MS) == (0, 0)
     choose(page, "Auto-refresh", "Every 1 s")
-    runs, messages = activity_over(page, sent, WINDOW_MS)
+    runs, messages = activity_over(page, sent, 2 * WINDOW_MS)
     assert runs >= 2
     assert messages >= 2
 
@@ -428,7 +430,8 @@ def test_pausing_or_hiding_the_tab_stops_polling_and_both_resume(
     wait_until_quiet(page)
     assert activity_over(page, sent, WINDOW_MS) == (0, 0)
     set_tab_visibility(page, "visible")
-    runs, messages = activity_over(page, sent, WINDOW_MS)
+    # Twice the window for the positive checks: a loaded machine may delay a run, never add one.
+    runs, messages = activity_over(page, sent, 2 * WINDOW_MS)
     assert runs >= 2
     assert messages >= 2
     expect(updated_caption(page)).to_be_visible()

@@ -15,7 +15,7 @@ from temporalio.client import Client
 
 from relmgr import ids
 from relmgr.contract import TASK_QUEUE
-from relmgr.errors import ConfigError, InvalidIdError
+from relmgr.errors import AlreadyExistsError, ConfigError, InvalidIdError
 from relmgr.messages import DeployOptions
 from relmgr.models import BundlePlan, ClusterPlan, ReleasePlan, WavePlan
 from relmgr.starter import start_release
@@ -319,8 +319,8 @@ async def start_demo(
                     task_queue=task_queue,
                     start_delay=delay,
                 )
-        except InvalidIdError:
-            # start_release says "already exists" this way: a running demo release is kept.
+        except AlreadyExistsError:
+            # A demo release that is still running is kept, not started again.
             yield demo, False
             continue
         yield demo, True

@@ -21,7 +21,7 @@ from relmgr.contract import (
     TASK_QUEUE,
     EntityMemo,
 )
-from relmgr.errors import InvalidIdError
+from relmgr.errors import AlreadyExistsError
 from relmgr.messages import DeployOptions, Outcome, ReleaseInput
 from relmgr.models import EntityKind, EntityState, ReleasePlan, StateCounts
 from relmgr.workflows import ReleaseWorkflow
@@ -62,8 +62,6 @@ async def start_release(
             start_delay=start_delay,
         )
     except WorkflowAlreadyStartedError:
-        raise InvalidIdError(
-            f"release {release_id} already exists; choose another name",
-            value=release_id,
-            expected="an unused release ID",
+        raise AlreadyExistsError(
+            f"release {release_id} already exists; choose another name", entity_id=release_id
         ) from None

@@ -39,17 +39,10 @@ from temporalio.worker import Worker  # noqa: E402
 
 from relmgr import ids  # noqa: E402
 from relmgr.hierarchy import plan_children  # noqa: E402
-from relmgr.models import (  # noqa: E402
-    BundlePlan,
-    ClusterPlan,
-    EntityKind,
-    EntityState,
-    ReleasePlan,
-    ReleaseQuery,
-    WavePlan,
-)
+from relmgr.models import EntityKind, EntityState, ReleasePlan, ReleaseQuery  # noqa: E402
 from relmgr.reader.fanout import fanout_hierarchy  # noqa: E402
 from relmgr.reader.temporal import TemporalReader  # noqa: E402
+from relmgr.seed import simulated_plan  # noqa: E402
 from relmgr.settings import Settings  # noqa: E402
 from relmgr.temporal_client import connect  # noqa: E402
 from tests.reader.contract_stub import (  # noqa: E402
@@ -58,26 +51,6 @@ from tests.reader.contract_stub import (  # noqa: E402
     start_stub,
 )
 from tests.reader.devserver_process import DevServerProcess  # noqa: E402
-
-
-def big_plan(waves: int, clusters: int, apps: int) -> ReleasePlan:
-    """waves x clusters x 1 bundle x apps."""
-    return ReleasePlan(
-        waves=tuple(
-            WavePlan(
-                clusters=tuple(
-                    ClusterPlan(
-                        name=f"cl{c + 1:02d}",
-                        bundle=BundlePlan(
-                            name="core", apps=tuple(f"app{a + 1:02d}" for a in range(apps))
-                        ),
-                    )
-                    for c in range(clusters)
-                )
-            )
-            for _ in range(waves)
-        )
-    )
 
 
 def entity_ids(release_id: str, plan: ReleasePlan) -> list[str]:
@@ -398,7 +371,7 @@ async def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
 
     settings = Settings()
-    plan = big_plan(args.waves, args.clusters, args.apps)
+    plan = simulated_plan(args.waves, args.clusters, args.apps)
     release_id = f"rel-bench-{uuid.uuid4().hex[:6]}"
     all_ids = entity_ids(release_id, plan)
     app_ids = [e for e in all_ids if ids.parse_entity_id(e).kind is EntityKind.APP]

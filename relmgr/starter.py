@@ -6,24 +6,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from relmgr import ids
 from relmgr.contract import (
     MEMO_DETAIL,
     MEMO_PLAN,
-    SA_KIND,
-    SA_LAST_CHANGE,
-    SA_PARENT_ID,
-    SA_RELEASE_ID,
-    SA_STATE,
     TASK_QUEUE,
     EntityMemo,
+    initial_search_attributes,
 )
 from relmgr.errors import AlreadyExistsError
 from relmgr.messages import DeployOptions, Outcome, ReleaseInput
-from relmgr.models import EntityKind, EntityState, ReleasePlan, StateCounts
+from relmgr.models import ReleasePlan, StateCounts
 from relmgr.workflows import ReleaseWorkflow
 
 
@@ -38,15 +33,7 @@ async def start_release(
 ) -> WorkflowHandle[Any, Outcome]:
     """Start a release; `start_delay` makes one that exists (PENDING) but has not begun."""
     ids.validate_release_id(release_id)
-    attributes = TypedSearchAttributes(
-        [
-            SearchAttributePair(SA_KIND, EntityKind.RELEASE.value),
-            SearchAttributePair(SA_RELEASE_ID, release_id),
-            SearchAttributePair(SA_PARENT_ID, ""),
-            SearchAttributePair(SA_STATE, EntityState.PENDING.value),
-            SearchAttributePair(SA_LAST_CHANGE, datetime.now(UTC)),
-        ]
-    )
+    attributes = initial_search_attributes(release_id, now=datetime.now(UTC))
     detail = EntityMemo(waves_total=len(plan.waves), apps=StateCounts(pending=plan.app_count))
     try:
         return await client.start_workflow(

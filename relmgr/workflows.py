@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -20,14 +20,13 @@ with workflow.unsafe.imports_passed_through():
     from relmgr.contract import (
         MEMO_DETAIL,
         QUERY_GET_STATE,
-        SA_KIND,
         SA_LAST_CHANGE,
-        SA_PARENT_ID,
-        SA_RELEASE_ID,
         SA_STATE,
         EntityMemo,
+        initial_search_attributes,
     )
     from relmgr.messages import (
+        DEPLOY_FAILED,
         AppInput,
         BundleInput,
         ClusterInput,
@@ -42,21 +41,6 @@ with workflow.unsafe.imports_passed_through():
 SIGNAL_CLUSTER_FINISHED = "cluster_finished"
 # The error type a failed entity raises, so its parent can tell it from infrastructure errors.
 ENTITY_FAILED = "EntityFailed"
-DEPLOY_FAILED = "DeployFailed"
-
-
-def initial_search_attributes(entity_id: str) -> TypedSearchAttributes:
-    """The attributes an entity workflow starts with: its place in the tree, PENDING, now."""
-    ref = ids.parse_entity_id(entity_id)
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(SA_KIND, ref.kind.value),
-            SearchAttributePair(SA_RELEASE_ID, ref.release_id),
-            SearchAttributePair(SA_PARENT_ID, ref.parent_id or ""),
-            SearchAttributePair(SA_STATE, EntityState.PENDING.value),
-            SearchAttributePair(SA_LAST_CHANGE, workflow.now()),
-        ]
-    )
 
 
 def outcome_of_failure(entity_id: str, error: ChildWorkflowError) -> Outcome:
@@ -138,7 +122,7 @@ async def _child(run: Any, arg: Any, child_id: str) -> Outcome:
             run,
             arg,
             id=child_id,
-            search_attributes=initial_search_attributes(child_id),
+            search_attributes=initial_search_attributes(child_id, now=workflow.now()),
         )
         return result
     except ChildWorkflowError as err:

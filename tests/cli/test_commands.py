@@ -17,7 +17,7 @@ from relmgr.contract import SA_KIND, SA_STATE
 from relmgr.errors import AlreadyExistsError, InvalidIdError, TemporalUnavailableError
 from relmgr.messages import DeployOptions, Outcome
 from relmgr.models import EntityState
-from relmgr.seed import DemoRelease, demo_releases, entity_count, simulated_plan, start_demo
+from relmgr.seed import DemoRelease, demo_releases, simulated_plan, start_demo
 from relmgr.settings import Settings
 from relmgr.starter import start_release
 from relmgr.worker import build_worker
@@ -88,7 +88,7 @@ async def test_seed_prints_the_ids_and_every_workflow_runs(
             outcome = await asyncio.wait_for(handle.result(), 60)
             assert outcome.state is EntityState.SUCCEEDED
             assert outcome.apps.succeeded == 12
-            expected = entity_count(2, 2, 3)
+            expected = simulated_plan(2, 2, 3).entity_count
             assert await _count(client, release_id, expected) == expected == 23
 
 

@@ -17,9 +17,10 @@ import streamlit as st
 
 from relmgr.errors import ConfigError
 from relmgr.settings import get_settings
-from relmgr.ui import controls, frame, login, refresh, server, styles
+from relmgr.ui import controls, frame, login, refresh, server, streamlit_compat, styles
 
 server.ensure_installed()
+streamlit_compat.check()  # a workaround whose target is gone stops the app here, by name
 frame.enter()
 
 st.set_page_config(

@@ -3,6 +3,8 @@
 Runs the whole benchmark of issue 6 once (see `bench.harness`), writes the raw figures as JSON and
 the report as Markdown, and prints the targets met and missed. `--quick` runs a small release with
 few users for a few seconds each: it proves the harness works, in well under two minutes.
+
+`python -m bench read-path [ARGS]` runs the read path alone, in-process (`bench.bench_read`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import json
 import sys
 from pathlib import Path
 
+from bench import bench_read
 from bench.harness import Config, run, stop_on_sigterm
 from bench.report import render
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run, write, summarise; exit status 0 even when targets are missed (they are reported)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["read-path"]:
+        asyncio.run(bench_read.main(argv[1:]))
+        return 0
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small and short: under 2 minutes")
     parser.add_argument("--out", type=Path, default=Path("docs/PERFORMANCE.md"))

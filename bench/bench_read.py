@@ -1,6 +1,9 @@
 """Benchmark of the read path on a fresh dev server; prints the figures, writes them as JSON.
 
-    .venv/bin/python bench/bench_read.py [results.json] [--many 10] [--fanout-runs 1]
+    .venv/bin/python -m bench read-path [results.json] [--many 10] [--fanout-runs 1]
+
+(`python -m bench` is the one entry point; `read-path` runs this module's `main`, and the
+harness reuses its cold, raw-list and fan-out measurements.)
 
 On its own dev server (a subprocess, so that its CPU can be measured) it starts a release of
 5 waves x 20 clusters x 1 bundle x 10 apps (1,206 workflows) as contract stubs (each started with
@@ -24,60 +27,29 @@ import asyncio
 import json
 import random
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from temporalio.client import Client
+from temporalio.worker import Worker
 
-from temporalio.client import Client  # noqa: E402 - after the path set-up above
-from temporalio.worker import Worker  # noqa: E402
-
-from relmgr import ids  # noqa: E402
-from relmgr.hierarchy import plan_children  # noqa: E402
-from relmgr.models import (  # noqa: E402
-    BundlePlan,
-    ClusterPlan,
-    EntityKind,
-    EntityState,
-    ReleasePlan,
-    ReleaseQuery,
-    WavePlan,
-)
-from relmgr.reader.fanout import fanout_hierarchy  # noqa: E402
-from relmgr.reader.temporal import TemporalReader  # noqa: E402
-from relmgr.settings import Settings  # noqa: E402
-from relmgr.temporal_client import connect  # noqa: E402
-from tests.reader.contract_stub import (  # noqa: E402
+from relmgr import ids
+from relmgr.hierarchy import plan_children
+from relmgr.models import EntityKind, EntityState, ReleasePlan, ReleaseQuery
+from relmgr.reader.fanout import fanout_hierarchy
+from relmgr.reader.temporal import TemporalReader
+from relmgr.seed import simulated_plan
+from relmgr.settings import Settings
+from relmgr.temporal_client import connect
+from tests.reader.contract_stub import (
     ContractStubWorkflow,
     StubChange,
     start_stub,
 )
-from tests.reader.devserver_process import DevServerProcess  # noqa: E402
-
-
-def big_plan(waves: int, clusters: int, apps: int) -> ReleasePlan:
-    """waves x clusters x 1 bundle x apps."""
-    return ReleasePlan(
-        waves=tuple(
-            WavePlan(
-                clusters=tuple(
-                    ClusterPlan(
-                        name=f"cl{c + 1:02d}",
-                        bundle=BundlePlan(
-                            name="core", apps=tuple(f"app{a + 1:02d}" for a in range(apps))
-                        ),
-                    )
-                    for c in range(clusters)
-                )
-            )
-            for _ in range(waves)
-        )
-    )
+from tests.reader.devserver_process import DevServerProcess
 
 
 def entity_ids(release_id: str, plan: ReleasePlan) -> list[str]:
@@ -381,7 +353,9 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
 
 async def main(argv: list[str]) -> None:
     """Run every measurement and print/write the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench read-path", description=__doc__.split("\n", 1)[0]
+    )
     parser.add_argument("output", nargs="?", default="bench/results.json")
     parser.add_argument("--waves", type=int, default=5)
     parser.add_argument("--clusters", type=int, default=20)
@@ -398,7 +372,7 @@ async def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
 
     settings = Settings()
-    plan = big_plan(args.waves, args.clusters, args.apps)
+    plan = simulated_plan(args.waves, args.clusters, args.apps)
     release_id = f"rel-bench-{uuid.uuid4().hex[:6]}"
     all_ids = entity_ids(release_id, plan)
     app_ids = [e for e in all_ids if ids.parse_entity_id(e).kind is EntityKind.APP]
@@ -484,7 +458,3 @@ async def main(argv: list[str]) -> None:
         server.stop()
     write_results(Path(args.output), results)
     print(f"wrote {args.output}")
-
-
-if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:]))

@@ -601,7 +601,8 @@ class Run:
 async def _prewarm(api: ApiServer, releases: list[str]) -> list[float]:
     """Open each release once, one after another (503s retried for up to a minute each): the
     CPU figure is about watching, and a reader loads cold releases one by one as people open
-    them; ten 1,206-row lists at once on a starved dev server is another story (analysis.md)."""
+    them; ten 1,206-row lists at once on a starved dev server is another story
+    (docs/PERFORMANCE.md, "Cold-load herds")."""
     took: list[float] = []
     async with httpx.AsyncClient(
         base_url=api.url,

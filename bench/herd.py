@@ -3,8 +3,8 @@
     python -m bench.herd [--releases 10] [--users 20] [--seconds 60] [--concurrency 2 64]
                          [--hogs 0 8] [--json PATH] [--workdir DIR] [--small] [--no-etag]
 
-Analysis item 2 (bench/analysis.md): on a starved dev server, 20 users opening 10 large releases
-at once left 9 of them unloaded for over a minute. This command repeats that on a fresh dev
+docs/PERFORMANCE.md, "Cold-load herds": on a starved dev server, 20 users opening 10 large
+releases at once left 9 of them unloaded for over a minute. This command repeats that on a fresh dev
 server: `--releases` releases of 5 waves x 20 clusters x 1 bundle x 10 apps (1,206 contract-stub
 workflows each, `bench.population`), then, for each `--hogs` count (busy-loop processes that
 starve the machine's CPUs, as the other test suites did) and each `--concurrency` value (the API's

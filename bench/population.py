@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 from temporalio.client import Client
 
-from bench.bench_read import big_plan, entity_ids, start_release_stubs
+from bench.bench_read import entity_ids, start_release_stubs
 from relmgr import ids
-from relmgr.models import EntityKind, EntityState, ReleasePlan
+from relmgr.models import EntityKind, EntityState, ReleasePlan, entity_count
+from relmgr.seed import simulated_plan
 from tests.reader.contract_stub import ContractStubWorkflow, StubChange, start_stub
 
 # Finished history dominates a real release list; a few are running, failing or waiting.
@@ -46,14 +47,13 @@ class Shape:
 
     def plan(self) -> ReleasePlan:
         """The release plan of this shape."""
-        return big_plan(self.waves, self.clusters, self.apps)
+        return simulated_plan(self.waves, self.clusters, self.apps)
 
     @property
     def entities(self) -> int:
-        """Workflows one release of this shape has: 1 + W + 2WC + WCA."""
-        return (
-            1 + self.waves + 2 * self.waves * self.clusters + self.waves * self.clusters * self.apps
-        )
+        """Workflows one release of this shape has."""
+        clusters = self.waves * self.clusters
+        return entity_count(waves=self.waves, clusters=clusters, apps=clusters * self.apps)
 
 
 @dataclass
@@ -99,7 +99,7 @@ class Population:
         """Start `count` releases of 1 wave x 1 cluster x 1 bundle x 1 app (5 workflows each)."""
         began = time.perf_counter()
         rng = random.Random(3)
-        plan = big_plan(1, 1, 1)
+        plan = simulated_plan(1, 1, 1)
         limit = asyncio.Semaphore(_START_CONCURRENCY)
         self.small_release_ids = [f"rel-bsmall-{self.run_tag}-{n:03d}" for n in range(count)]
 

@@ -1,8 +1,9 @@
 """docs/PERFORMANCE.md from a run's figures: the machine, the targets, one table per measurement.
 
 The figures are all generated; the reading of them (what profiling showed, why a target is missed)
-is `bench/analysis.md`, written by hand after looking at a run, and appended as it is. The last
-soak (`docs/soak.jsonl`, from `python -m bench.soak`) is summarised too, if there is one.
+is written by hand: the part of docs/PERFORMANCE.md from its "## Reading the figures" heading on,
+kept as it is each time a full run writes the figures above it. The last soak (`docs/soak.jsonl`,
+from `python -m bench.soak`) is summarised too, if there is one.
 """
 
 from __future__ import annotations
@@ -13,10 +14,20 @@ from typing import Any
 
 from bench.servers import ROOT
 
-ANALYSIS = ROOT / "bench" / "analysis.md"
+REPORT = ROOT / "docs" / "PERFORMANCE.md"
+READING_HEADING = "## Reading the figures"
 SOAK_LOG = ROOT / "docs" / "soak.jsonl"
 
 Figures = dict[str, Any]
+
+
+def hand_written_reading(report: Path = REPORT) -> str:
+    """The hand-written part of `report`, from its reading heading to the end ("" if none)."""
+    if not report.exists():
+        return ""
+    text = report.read_text()
+    at = text.find("\n" + READING_HEADING)
+    return "" if at < 0 else text[at + 1 :]
 
 
 def _load(value: Any) -> str:
@@ -591,14 +602,15 @@ def render(results: Figures, *, json_path: Path) -> str:
         _profile(results),
     ]
     text = "\n".join(line for section in sections for line in section)
-    if ANALYSIS.exists() and not results["meta"]["quick"]:
-        text += "\n" + ANALYSIS.read_text()
+    reading = "" if results["meta"]["quick"] else hand_written_reading()
+    if reading:
+        text += "\n" + reading
     return text.rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m bench.report FIGURES.json REPORT.md`: render a report again from its figures
-    (after `bench/analysis.md` was edited, say)."""
+    (after the template changed, say); the hand-written reading is kept from docs/PERFORMANCE.md."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv

@@ -17,10 +17,9 @@ import time
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from relmgr.messages import DeployRequest, DeployResult
+from relmgr.messages import DEPLOY_FAILED, DeployRequest, DeployResult
 from relmgr.settings import get_settings
 
-DEPLOY_FAILED = "DeployFailed"
 _HEARTBEAT_SECONDS = 1.0
 _OUTPUT_TAIL = 500
 

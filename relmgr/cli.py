@@ -27,7 +27,7 @@ from relmgr.authz import parse_role
 from relmgr.contract import TASK_QUEUE
 from relmgr.errors import ConfigError, RelmgrError, TemporalUnavailableError
 from relmgr.messages import OnFailure
-from relmgr.seed import SimulationSpec, entity_count, simulation_spec, start_simulation
+from relmgr.seed import SimulationSpec, simulation_spec, start_simulation
 from relmgr.settings import Settings, check_bind, get_settings
 from relmgr.temporal_client import connect
 from relmgr.worker import build_worker
@@ -373,7 +373,7 @@ def _seed(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise _UsageError(exc.message) from None
     settings = get_settings()
-    total = spec.releases * entity_count(spec.waves, spec.clusters, spec.apps)
+    total = spec.workflow_count
     print(
         f"relmgr seed: starting {spec.releases} release(s) of {spec.waves}x{spec.clusters}x"
         f"{spec.apps} ({total:,} workflows in all) on {settings.temporal_address}, "

@@ -17,9 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from relmgr.models import Control, StateCounts
+from relmgr import ids
+from relmgr.models import Control, EntityState, StateCounts
 from relmgr.models import ControlRecord as ControlRecord  # the contract names it
 
 TASK_QUEUE = "relmgr-releases"
@@ -38,6 +39,25 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     SA_STATE,
     SA_LAST_CHANGE,
 )
+
+
+def initial_search_attributes(
+    entity_id: str, *, now: datetime, state: EntityState = EntityState.PENDING
+) -> TypedSearchAttributes:
+    """The attributes an entity workflow starts with: its place in the tree, `state` (PENDING
+    for every reference workflow) and `now` (a workflow passes `workflow.now()`, a starter the
+    wall clock)."""
+    ref = ids.parse_entity_id(entity_id)
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_KIND, ref.kind.value),
+            SearchAttributePair(SA_RELEASE_ID, ref.release_id),
+            SearchAttributePair(SA_PARENT_ID, ref.parent_id or ""),
+            SearchAttributePair(SA_STATE, state.value),
+            SearchAttributePair(SA_LAST_CHANGE, now),
+        ]
+    )
+
 
 MEMO_PLAN = "relmgr.plan"
 MEMO_DETAIL = "relmgr.detail"

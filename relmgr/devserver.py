@@ -65,12 +65,16 @@ def dev_server_command(
     binary: Path,
     *,
     port: int,
-    ui_port: int,
-    db_file: Path,
+    ui_port: int | None,
+    db_file: Path | None,
     namespace: str = "default",
     ip: str = "127.0.0.1",
+    log_level: str = "warn",
 ) -> list[str]:
-    """The argv of a dev server on `ip`, persisting to `db_file`, with the contract registered."""
+    """The argv of a dev server on `ip`, persisting to `db_file`, with the contract registered.
+
+    `ui_port` None runs it without its web UI, `db_file` None keeps its database in memory.
+    """
     command = [
         str(binary),
         "server",
@@ -79,12 +83,10 @@ def dev_server_command(
         ip,
         "--port",
         str(port),
-        "--ui-port",
-        str(ui_port),
-        "--db-filename",
-        str(db_file),
+        *(["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]),
+        *([] if db_file is None else ["--db-filename", str(db_file)]),
         "--log-level",
-        "warn",
+        log_level,
         # The dashboard lists by visibility every few seconds; the dev server's default
         # per-namespace visibility rate limit is meant for one developer's CLI, not a dashboard.
         "--dynamic-config-value",

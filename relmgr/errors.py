@@ -4,6 +4,7 @@ RelmgrError
 ├── InvalidIdError            a malformed entity ID (API: 422)
 ├── InvalidQueryError         a malformed filter or paging value (API: 422)
 ├── NotFoundError             a well-formed ID that names nothing (API: 404)
+├── AlreadyExistsError        an ID that is already taken, e.g. starting a release twice (API: 409)
 ├── TemporalUnavailableError  Temporal cannot be reached or did not answer (API: 503)
 │   └── ReadTimeoutError      a read that did not finish within its time budget
 ├── LiveStateUnavailableError a live query no worker answered (API: 503)
@@ -45,6 +46,14 @@ class InvalidQueryError(RelmgrError):
 
 class NotFoundError(RelmgrError):
     """A well-formed ID for which Temporal has no workflow and no plan entry."""
+
+    def __init__(self, message: str, *, entity_id: str) -> None:
+        super().__init__(message)
+        self.entity_id = entity_id
+
+
+class AlreadyExistsError(RelmgrError):
+    """A well-formed ID that is already taken by a workflow that exists."""
 
     def __init__(self, message: str, *, entity_id: str) -> None:
         super().__init__(message)

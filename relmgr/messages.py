@@ -17,6 +17,10 @@ from relmgr.models import (
     WavePlan,
 )
 
+# The ApplicationError type of a deploy that failed on its merits (not the infrastructure): the
+# activity raises it, and the app workflow's retry policy does not retry it.
+DEPLOY_FAILED = "DeployFailed"
+
 
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -6,7 +6,7 @@ deliberate act; new fields come with defaults so that old payloads keep parsing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
@@ -108,10 +108,26 @@ class WavePlan(_Frozen):
     clusters: tuple[ClusterPlan, ...] = Field(min_length=1)
 
 
+def entity_count(*, waves: int, clusters: int, apps: int) -> int:
+    """How many workflows a release runs, itself included: one for the release, each wave and
+    each app, two for each cluster (the cluster and its bundle); `clusters` and `apps` are
+    totals over the whole release."""
+    return 1 + waves + 2 * clusters + apps
+
+
 class ReleasePlan(_Frozen):
     """Every wave, cluster, bundle and app a release will deploy."""
 
     waves: tuple[WavePlan, ...] = Field(min_length=1, max_length=99)
+
+    @classmethod
+    def uniform(
+        cls, *, waves: int, clusters: Sequence[str], apps: Sequence[str], bundle: str = "core"
+    ) -> ReleasePlan:
+        """`waves` waves, each deploying to every one of `clusters` one bundle of `apps`."""
+        bundle_plan = BundlePlan(name=bundle, apps=tuple(apps))
+        wave = WavePlan(clusters=tuple(ClusterPlan(name=c, bundle=bundle_plan) for c in clusters))
+        return cls(waves=(wave,) * waves)
 
     @property
     def app_count(self) -> int:
@@ -122,7 +138,7 @@ class ReleasePlan(_Frozen):
     def entity_count(self) -> int:
         """How many workflows the release runs in all, the release itself included."""
         clusters = sum(len(w.clusters) for w in self.waves)
-        return 1 + len(self.waves) + 2 * clusters + self.app_count
+        return entity_count(waves=len(self.waves), clusters=clusters, apps=self.app_count)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +180,13 @@ class StateCounts(_Frozen):
         """Every state with its count, in `EntityState` order."""
         return {state: self.get(state) for state in EntityState}
 
+    @property
+    def percent_succeeded(self) -> float:
+        """Share of the counted entities that succeeded, 0-100 to one decimal (0 if none)."""
+        if self.total == 0:
+            return 0.0
+        return round(100.0 * self.succeeded / self.total, 1)
+
     @classmethod
     def of(cls, states: Iterator[EntityState] | list[EntityState]) -> StateCounts:
         """Count an iterable of states."""
@@ -198,9 +221,7 @@ class Rollup(_Frozen):
     @property
     def percent_complete(self) -> float:
         """Share of apps below (or this app itself) that deployed successfully, 0-100."""
-        if self.apps.total == 0:
-            return 0.0
-        return round(100.0 * self.apps.succeeded / self.apps.total, 1)
+        return self.apps.percent_succeeded
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,9 +384,7 @@ class ReleaseSummary(Entity):
     @property
     def percent_complete(self) -> float:
         """Share of the release's apps deployed successfully, 0-100."""
-        if self.apps.total == 0:
-            return 0.0
-        return round(100.0 * self.apps.succeeded / self.apps.total, 1)
+        return self.apps.percent_succeeded
 
 
 class ReleaseSort(StrEnum):

@@ -16,9 +16,9 @@ from temporalio.client import Client
 
 from relmgr import ids
 from relmgr.contract import TASK_QUEUE
-from relmgr.errors import ConfigError, InvalidIdError
+from relmgr.errors import AlreadyExistsError, ConfigError, InvalidIdError
 from relmgr.messages import DeployOptions, OnFailure
-from relmgr.models import BundlePlan, ClusterPlan, ReleasePlan, WavePlan
+from relmgr.models import BundlePlan, ClusterPlan, ReleasePlan, WavePlan, entity_count
 from relmgr.starter import start_release
 from relmgr.temporal_client import temporal_errors
 
@@ -90,13 +90,21 @@ class SimulationSpec(BaseModel):
 
     @model_validator(mode="after")
     def _bounded(self) -> SimulationSpec:
-        total = self.releases * entity_count(self.waves, self.clusters, self.apps)
+        total = self.workflow_count
         if total > MAX_WORKFLOWS:
             raise ValueError(
                 f"{self.releases} release(s) of {self.waves}x{self.clusters}x{self.apps} would run "
                 f"{total:,} workflows; at most {MAX_WORKFLOWS:,} are allowed"
             )
         return self
+
+    @property
+    def workflow_count(self) -> int:
+        """How many workflows all the releases of this spec run."""
+        clusters = self.waves * self.clusters
+        return self.releases * entity_count(
+            waves=self.waves, clusters=clusters, apps=clusters * self.apps
+        )
 
     def release_ids(self) -> list[str]:
         """The IDs the releases get: `rel-<name>-<n>`, n from 1."""
@@ -115,11 +123,6 @@ class SimulationSpec(BaseModel):
             seed=self.seed,
             on_failure=self.on_failure,
         )
-
-
-def entity_count(waves: int, clusters: int, apps: int) -> int:
-    """Workflows one release of this shape runs: 1 + W + 2WC + WCA."""
-    return 1 + waves + 2 * waves * clusters + waves * clusters * apps
 
 
 def default_name() -> str:
@@ -188,17 +191,8 @@ def app_names(count: int) -> list[str]:
 
 def simulated_plan(waves: int, clusters: int, apps: int, *, bundle: str = "core") -> ReleasePlan:
     """A plan of `waves` x `clusters` x one bundle x `apps`; every cluster gets the same apps."""
-    bundle_apps = tuple(app_names(apps))
-    return ReleasePlan(
-        waves=tuple(
-            WavePlan(
-                clusters=tuple(
-                    ClusterPlan(name=cluster, bundle=BundlePlan(name=bundle, apps=bundle_apps))
-                    for cluster in cluster_names(clusters)
-                )
-            )
-            for _ in range(waves)
-        )
+    return ReleasePlan.uniform(
+        waves=waves, clusters=cluster_names(clusters), apps=app_names(apps), bundle=bundle
     )
 
 
@@ -358,8 +352,8 @@ async def start_demo(
                     start_delay=delay,
                     approval_gates=demo.approval_gates,
                 )
-        except InvalidIdError:
-            # start_release says "already exists" this way: a running demo release is kept.
+        except AlreadyExistsError:
+            # A demo release that is still running is kept, not started again.
             yield demo, False
             continue
         yield demo, True

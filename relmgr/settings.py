@@ -82,7 +82,6 @@ class Settings(BaseSettings):
 
     # Dashboard.
     ui_refresh_seconds: float = Field(default=3.0, ge=1, le=300)
-    api_url: str | None = None
     # Temporal's Web UI (e.g. `http://127.0.0.1:8233`): each entity links to its workflow there.
     # Empty: no such links. `relmgr dev` sets it to the UI of its embedded server.
     temporal_ui_url: str = ""

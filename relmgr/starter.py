@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from relmgr import ids
@@ -15,17 +14,13 @@ from relmgr.contract import (
     MEMO_DETAIL,
     MEMO_PLAN,
     RELEASE_CONTROLS,
-    SA_KIND,
-    SA_LAST_CHANGE,
-    SA_PARENT_ID,
-    SA_RELEASE_ID,
-    SA_STATE,
     TASK_QUEUE,
     EntityMemo,
+    initial_search_attributes,
 )
-from relmgr.errors import InvalidIdError
+from relmgr.errors import AlreadyExistsError
 from relmgr.messages import DeployOptions, Outcome, ReleaseInput
-from relmgr.models import Control, EntityKind, EntityState, ReleasePlan, StateCounts
+from relmgr.models import Control, ReleasePlan, StateCounts
 from relmgr.workflows import ReleaseWorkflow
 
 
@@ -44,15 +39,7 @@ async def start_release(
     With `approval_gates`, every wave after the first waits for an operator's `approve`.
     """
     ids.validate_release_id(release_id)
-    attributes = TypedSearchAttributes(
-        [
-            SearchAttributePair(SA_KIND, EntityKind.RELEASE.value),
-            SearchAttributePair(SA_RELEASE_ID, release_id),
-            SearchAttributePair(SA_PARENT_ID, ""),
-            SearchAttributePair(SA_STATE, EntityState.PENDING.value),
-            SearchAttributePair(SA_LAST_CHANGE, datetime.now(UTC)),
-        ]
-    )
+    attributes = initial_search_attributes(release_id, now=datetime.now(UTC))
     detail = EntityMemo(waves_total=len(plan.waves), apps=StateCounts(pending=plan.app_count))
     # The controls this release accepts, so relmgr offers only those (the contract's promise).
     controls = [*([Control.APPROVE] if approval_gates else []), *RELEASE_CONTROLS]
@@ -76,8 +63,6 @@ async def start_release(
             start_delay=start_delay,
         )
     except WorkflowAlreadyStartedError:
-        raise InvalidIdError(
-            f"release {release_id} already exists; choose another name",
-            value=release_id,
-            expected="an unused release ID",
+        raise AlreadyExistsError(
+            f"release {release_id} already exists; choose another name", entity_id=release_id
         ) from None

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -35,14 +35,13 @@ with workflow.unsafe.imports_passed_through():
         MEMO_CONTROLS,
         MEMO_DETAIL,
         QUERY_GET_STATE,
-        SA_KIND,
         SA_LAST_CHANGE,
-        SA_PARENT_ID,
-        SA_RELEASE_ID,
         SA_STATE,
         EntityMemo,
+        initial_search_attributes,
     )
     from relmgr.messages import (
+        DEPLOY_FAILED,
         AppHold,
         AppInput,
         ApproveRequest,
@@ -69,23 +68,8 @@ SIGNAL_CONTROL_RECORDED = "control_recorded"
 SIGNAL_WAVE_APPROVED = "wave_approved"
 # The error type a failed entity raises, so its parent can tell it from infrastructure errors.
 ENTITY_FAILED = "EntityFailed"
-DEPLOY_FAILED = "DeployFailed"
 # The error type of a validator's refusal; its message says why, for the operator.
 CONTROL_REFUSED = "ControlRefused"
-
-
-def initial_search_attributes(entity_id: str) -> TypedSearchAttributes:
-    """The attributes an entity workflow starts with: its place in the tree, PENDING, now."""
-    ref = ids.parse_entity_id(entity_id)
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(SA_KIND, ref.kind.value),
-            SearchAttributePair(SA_RELEASE_ID, ref.release_id),
-            SearchAttributePair(SA_PARENT_ID, ref.parent_id or ""),
-            SearchAttributePair(SA_STATE, EntityState.PENDING.value),
-            SearchAttributePair(SA_LAST_CHANGE, workflow.now()),
-        ]
-    )
 
 
 def refuse(message: str) -> ApplicationError:
@@ -194,7 +178,7 @@ async def _start_child(run: Any, arg: Any, child_id: str) -> Any:
         run,
         arg,
         id=child_id,
-        search_attributes=initial_search_attributes(child_id),
+        search_attributes=initial_search_attributes(child_id, now=workflow.now()),
         parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
     )
 

@@ -6,36 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 from relmgr import ids
 from relmgr.hierarchy import build_hierarchy, plan_children
-from relmgr.models import (
-    BundlePlan,
-    ClusterPlan,
-    Entity,
-    EntityState,
-    ReleaseHierarchy,
-    ReleasePlan,
-    WavePlan,
-)
+from relmgr.models import Entity, EntityState, ReleaseHierarchy, ReleasePlan
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def make_plan(waves: int = 2, clusters: int = 2, apps: int = 2) -> ReleasePlan:
-    """A plan of `waves` x `clusters` x 1 bundle x `apps`."""
-    return ReleasePlan(
-        waves=tuple(
-            WavePlan(
-                clusters=tuple(
-                    ClusterPlan(
-                        name=f"c{c + 1}",
-                        bundle=BundlePlan(
-                            name="core", apps=tuple(f"a{a + 1}" for a in range(apps))
-                        ),
-                    )
-                    for c in range(clusters)
-                )
-            )
-            for _ in range(waves)
-        )
+    """A plan of `waves` x `clusters` x 1 bundle x `apps`, with the short names c1.., a1.."""
+    return ReleasePlan.uniform(
+        waves=waves,
+        clusters=[f"c{c + 1}" for c in range(clusters)],
+        apps=[f"a{a + 1}" for a in range(apps)],
     )
 
 

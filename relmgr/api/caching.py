@@ -60,7 +60,7 @@ def with_read_at(body: bytes, read_at: datetime) -> bytes:
     return body[:-1] + b',"read_at":' + stamp + b"}"
 
 
-class SnapshotCache:
+class ResponseCache:
     """The last rendered body per key, reused while the key's revision is unchanged (LRU-bound)."""
 
     def __init__(self, max_entries: int = 1024) -> None:

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from relmgr.api.audit import AuditEvent, AuditLog
-from relmgr.api.caching import SnapshotCache
+from relmgr.api.caching import ResponseCache
 from relmgr.api.errors import ApiError
 from relmgr.api.security import TokenClaims, TokenProblem, TokenRejectedError, TokenService
 from relmgr.auth import User, session_epoch
@@ -38,7 +38,7 @@ class ApiState:
     proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
     reader: ReleaseReader | None = None
     controller: ControlSender | None = None
-    cache: SnapshotCache = field(default_factory=SnapshotCache)
+    cache: ResponseCache = field(default_factory=ResponseCache)
     # Why the last attempt to connect to Temporal failed (cause and setting), until one succeeds.
     connect_problem: str | None = None
 

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from relmgr.api.schemas import ErrorInfo, ErrorResponse
 from relmgr.errors import (
+    AlreadyExistsError,
     ConfigError,
     ConflictError,
     ForbiddenError,
@@ -44,6 +45,7 @@ STATUS_BY_ERROR: dict[type[RelmgrError], tuple[int, str]] = {
     InvalidIdError: (422, "invalid_id"),
     InvalidQueryError: (422, "invalid_query"),
     NotFoundError: (404, "not_found"),
+    AlreadyExistsError: (409, "already_exists"),
     ReadTimeoutError: (503, "temporal_timeout"),
     TemporalUnavailableError: (503, "temporal_unavailable"),
     LiveStateUnavailableError: (503, "live_state_unavailable"),
@@ -119,7 +121,7 @@ def _details_of(exc: RelmgrError) -> dict[str, str] | None:
         return {"value": exc.value[:_MAX_SHOWN], "expected": exc.expected}
     if isinstance(exc, InvalidQueryError):
         return {"field": exc.field}
-    if isinstance(exc, NotFoundError | LiveStateUnavailableError):
+    if isinstance(exc, NotFoundError | AlreadyExistsError | LiveStateUnavailableError):
         return {"entity_id": exc.entity_id[:_MAX_SHOWN]}
     if isinstance(exc, ConflictError):
         return {"entity_id": exc.entity_id[:_MAX_SHOWN]}

@@ -119,7 +119,6 @@ def child_environment(
             "RELMGR_TEMPORAL_ADDRESS": config.temporal_address,
             "RELMGR_TEMPORAL_NAMESPACE": "default",
             "RELMGR_USERS_FILE": str(data.users_file),
-            "RELMGR_API_URL": f"http://{HOST}:{config.api_port}",
             "RELMGR_TEMPORAL_UI_URL": f"http://{HOST}:{config.temporal_ui_port}",
             "PYTHONPATH": os.pathsep.join(python_path),
             "PYTHONUNBUFFERED": "1",
@@ -129,11 +128,6 @@ def child_environment(
     # Logins, refused tokens and exports, beside the children's logs (unless set elsewhere).
     env.setdefault("RELMGR_AUDIT_LOG", str(data.log("audit")))
     return env
-
-
-def api_available() -> bool:
-    """True if this installation has the REST API (`relmgr/api/server.py`)."""
-    return (Path(__file__).resolve().parents[1] / "api" / "server.py").is_file()
 
 
 def api_command(config: DevConfig) -> list[str]:

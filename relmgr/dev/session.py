@@ -31,7 +31,6 @@ from temporalio.worker import Worker
 from relmgr.dashboard import find_dashboard
 from relmgr.dev.children import (
     ChildProcess,
-    api_available,
     api_command,
     child_environment,
     ui_command,
@@ -134,7 +133,7 @@ class DevSession:
             lock.release()
 
     def _wants_api(self) -> bool:
-        return self.config.api and api_available()
+        return self.config.api
 
     def _wants_ui(self) -> bool:
         return self.config.ui and find_dashboard() is not None
@@ -182,8 +181,6 @@ class DevSession:
         if self._wants_api():
             api = ChildProcess("API", api_command(config), data.log("api"), env, data.root)
             starting.append((api, config.api_port))
-        elif config.api:
-            self.say("  note: the REST API (relmgr/api) is not in this checkout yet; skipping it")
         dashboard = find_dashboard() if config.ui else None
         if dashboard is not None:
             # Started in the data directory: the dashboard's Streamlit settings are its flags,

@@ -5,17 +5,22 @@
     tree = await reader.get_release_hierarchy("rel-2026-11-payments")
 
 `ReleaseReader` is the seam; `TemporalReader` the production implementation; `FakeReader` the
-in-memory one for page and route tests.
+in-memory one for page and route tests. `TemporalReader` and `create_reader` are loaded on first
+use (module `__getattr__`), so importing the protocol or the fake never imports temporalio;
+tests/test_layering.py checks that in a fresh interpreter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from relmgr.reader.base import ReaderStats, ReleaseReader
 from relmgr.reader.fake import FakeReader
-from relmgr.reader.temporal import TemporalReader
 from relmgr.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from relmgr.reader.temporal import TemporalReader
 
 __all__ = [
     "FakeReader",
@@ -24,6 +29,15 @@ __all__ = [
     "TemporalReader",
     "create_reader",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # `from relmgr.reader import TemporalReader` still works; only then is the SDK imported.
+    if name == "TemporalReader":
+        from relmgr.reader.temporal import TemporalReader
+
+        return TemporalReader
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def create_reader(
@@ -37,6 +51,7 @@ async def create_reader(
     Raises `TemporalUnavailableError` if Temporal cannot be reached, `ConfigError` for settings
     that cannot work.
     """
+    from relmgr.reader.temporal import TemporalReader
     from relmgr.temporal_client import connect
 
     settings = settings or get_settings()

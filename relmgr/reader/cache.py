@@ -178,11 +178,6 @@ class SnapshotCache:
         """The releases being kept fresh now."""
         return sorted(self._releases)
 
-    @property
-    def watches_release_list(self) -> bool:
-        """True while the release list is being kept fresh."""
-        return self._list is not None
-
     def _note_success(self, started_at: datetime) -> None:
         self._last_success_at = started_at
         self._last_success_mono = self._clock.monotonic()

@@ -57,7 +57,3 @@ class Coalescer(Generic[V]):
             del self._values[key]
         while len(self._values) >= self._max_entries:
             self._values.pop(next(iter(self._values)))
-
-    def forget(self, key: str) -> None:
-        """Drop a cached value."""
-        self._values.pop(key, None)

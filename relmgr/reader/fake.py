@@ -10,7 +10,6 @@ from relmgr.errors import LiveStateUnavailableError, NotFoundError, TemporalUnav
 from relmgr.models import (
     Entity,
     EntityDetail,
-    EntityKind,
     ReleaseHierarchy,
     ReleaseListPage,
     ReleaseQuery,
@@ -104,8 +103,3 @@ class FakeReader:
 
     async def aclose(self) -> None:
         """Nothing to release."""
-
-
-def kinds_present(hierarchy: ReleaseHierarchy) -> set[EntityKind]:
-    """Which kinds a tree holds (a test helper for 'all five levels')."""
-    return {node.kind for node in hierarchy.entities()}

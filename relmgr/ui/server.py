@@ -24,15 +24,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from relmgr.ui.streamlit_compat import StreamlitChangedError, require
+
+__all__ = ["ORIGINALS", "StreamlitChangedError", "ensure_installed", "install", "installed"]
+
 logger = logging.getLogger(__name__)
 
 _INSTALLED = "_relmgr_installed"
 # What install() replaced, by name (for tests that need Streamlit as it ships).
 ORIGINALS: dict[str, Any] = {}
-
-
-class StreamlitChangedError(RuntimeError):
-    """Streamlit no longer has the code a relmgr workaround replaces; review relmgr/ui/server.py."""
 
 
 def _no_external_ip() -> str | None:
@@ -58,11 +58,7 @@ def _without_proxy_headers(
 
 
 def _require(condition: bool, what: str) -> None:
-    if not condition:
-        raise StreamlitChangedError(
-            f"Streamlit changed: {what}. relmgr's workaround in relmgr/ui/server.py no longer "
-            "applies; review it before running this Streamlit version"
-        )
+    require(condition, what, "relmgr/ui/server.py")
 
 
 def installed() -> bool:
@@ -72,18 +68,13 @@ def installed() -> bool:
     return getattr(net_util, "get_external_ip", None) is _no_external_ip
 
 
-def install() -> None:
-    """Make the external-IP lookup impossible and uvicorn's proxy headers off (idempotent).
-
-    Raises StreamlitChangedError if Streamlit's code no longer looks as expected.
-    """
+def check_patch_points() -> None:
+    """Raise StreamlitChangedError unless Streamlit still has the code `install()` replaces."""
     from streamlit import net_util
     from streamlit.web import bootstrap
     from streamlit.web.server import server_util
     from streamlit.web.server.starlette import starlette_server
 
-    if installed():
-        return
     # The callers look the function up on the module at each call (`net_util.get_external_ip()`),
     # so replacing the module's attribute reaches them; check that they still do.
     _require(callable(getattr(net_util, "get_external_ip", None)), "net_util.get_external_ip")
@@ -97,13 +88,29 @@ def install() -> None:
             "net_util" in names and "get_external_ip" in names,
             f"{caller.__module__}.{caller.__name__} no longer calls net_util.get_external_ip",
         )
-    options = getattr(starlette_server, "_get_uvicorn_config_kwargs", None)
-    _require(callable(options), "starlette_server._get_uvicorn_config_kwargs")
+    _require(
+        callable(getattr(starlette_server, "_get_uvicorn_config_kwargs", None)),
+        "starlette_server._get_uvicorn_config_kwargs",
+    )
+
+
+def install() -> None:
+    """Make the external-IP lookup impossible and uvicorn's proxy headers off (idempotent).
+
+    Raises StreamlitChangedError if Streamlit's code no longer looks as expected.
+    """
+    from streamlit import net_util
+    from streamlit.web.server.starlette import starlette_server
+
+    if installed():
+        return
+    check_patch_points()
+    options = starlette_server._get_uvicorn_config_kwargs
     ORIGINALS.setdefault("get_external_ip", net_util.get_external_ip)
     ORIGINALS.setdefault("_make_blocking_http_get", net_util._make_blocking_http_get)
     net_util.get_external_ip = _no_external_ip
     net_util._make_blocking_http_get = _no_http_get
-    if options is not None and not getattr(options, _INSTALLED, False):
+    if not getattr(options, _INSTALLED, False):
         ORIGINALS.setdefault("_get_uvicorn_config_kwargs", options)
         starlette_server._get_uvicorn_config_kwargs = _without_proxy_headers(options)
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from relmgr.api.errors import STATUS_BY_ERROR
 from relmgr.errors import (
+    AlreadyExistsError,
     ConfigError,
     ConflictError,
     ForbiddenError,
@@ -83,6 +84,7 @@ ERRORS: list[tuple[RelmgrError, int, str]] = [
     (InvalidIdError("malformed ID 'x'", value="x", expected="rel-<name>"), 422, "invalid_id"),
     (InvalidQueryError("page too large", field="page"), 422, "invalid_query"),
     (NotFoundError("release rel-a not found", entity_id="rel-a"), 404, "not_found"),
+    (AlreadyExistsError("release rel-a already exists", entity_id="rel-a"), 409, "already_exists"),
     (TemporalUnavailableError("Temporal is unavailable"), 503, "temporal_unavailable"),
     (ReadTimeoutError("Temporal did not answer"), 503, "temporal_timeout"),
     (
@@ -130,6 +132,21 @@ async def test_reader_errors_map_to_their_status_and_shape(
         assert error.message not in response.text
     else:
         assert body["error"]["message"] == error.message
+
+
+async def test_already_exists_is_a_409_naming_the_taken_id(
+    app_for: Callable[..., FastAPI], auth: dict[str, str]
+) -> None:
+    """A taken ID is a conflict (409) whose details name the ID, not a malformed one (422)."""
+    error = AlreadyExistsError("release rel-a already exists", entity_id="rel-a")
+    async with http_client(app_for(reader_=RaisingReader(error))) as api:
+        response = await api.get("/api/releases/rel-a", headers=auth)
+    assert response.status_code == 409
+    assert response.json()["error"] == {
+        "code": "already_exists",
+        "message": "release rel-a already exists",
+        "details": {"entity_id": "rel-a"},
+    }
 
 
 async def test_unavailable_error_reports_the_last_success(

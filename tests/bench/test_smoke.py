@@ -10,8 +10,9 @@ import uuid
 import pytest
 from temporalio.client import Client
 
-from bench.bench_read import big_plan, measure_cold, measure_warm, start_release_stubs
+from bench.bench_read import measure_cold, measure_warm, start_release_stubs
 from relmgr.reader.temporal import TemporalReader
+from relmgr.seed import simulated_plan
 from relmgr.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,7 @@ async def release_id(client: Client) -> str:
     """A 2 x 3 x 1 x 3 release (33 workflows) of contract stubs on a queue nobody polls, so that
     the read path sees exactly what it reads in the benchmark; terminated afterwards."""
     release = f"rel-smoke-{uuid.uuid4().hex[:8]}"
-    await start_release_stubs(client, release, big_plan(2, 3, 3), task_queue="tq-smoke-idle")
+    await start_release_stubs(client, release, simulated_plan(2, 3, 3), task_queue="tq-smoke-idle")
     # Visibility is eventually consistent: wait until the list sees every workflow.
     for _ in range(100):
         if (await client.count_workflows(f"RelmgrReleaseId = '{release}'")).count == 33:

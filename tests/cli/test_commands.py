@@ -14,10 +14,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from relmgr import cli, ids
 from relmgr.contract import SA_KIND, SA_STATE
-from relmgr.errors import TemporalUnavailableError
+from relmgr.errors import AlreadyExistsError, InvalidIdError, TemporalUnavailableError
 from relmgr.messages import DeployOptions, Outcome
 from relmgr.models import EntityState
-from relmgr.seed import demo_releases, entity_count, simulated_plan, start_demo
+from relmgr.seed import DemoRelease, demo_releases, simulated_plan, start_demo
 from relmgr.settings import Settings
 from relmgr.starter import start_release
 from relmgr.worker import build_worker
@@ -88,7 +88,7 @@ async def test_seed_prints_the_ids_and_every_workflow_runs(
             outcome = await asyncio.wait_for(handle.result(), 60)
             assert outcome.state is EntityState.SUCCEEDED
             assert outcome.apps.succeeded == 12
-            expected = entity_count(2, 2, 3)
+            expected = simulated_plan(2, 2, 3).entity_count
             assert await _count(client, release_id, expected) == expected == 23
 
 
@@ -247,3 +247,35 @@ def test_api_refusing_its_configuration_is_one_line_and_exit_1(
     err = capsys.readouterr().err
     assert err.startswith("relmgr api: RELMGR_JWT_SECRET is missing or a placeholder")
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+async def test_starting_a_running_release_again_is_already_exists(client: Client) -> None:
+    """A second start of a running release raises AlreadyExistsError naming it (a 409, not the
+    422 of a malformed ID), and leaves the first run alone."""
+    release_id = ids.release_id(f"t{uuid.uuid4().hex[:8]}")
+    task_queue = f"tq-{uuid.uuid4().hex[:8]}"  # no worker: the release stays running
+    first = await start_release(client, release_id, simulated_plan(1, 1, 1), task_queue=task_queue)
+    try:
+        with pytest.raises(AlreadyExistsError) as raised:
+            await start_release(client, release_id, simulated_plan(2, 1, 1), task_queue=task_queue)
+        assert not isinstance(raised.value, InvalidIdError)
+        assert raised.value.entity_id == release_id
+        assert raised.value.message == f"release {release_id} already exists; choose another name"
+        description = await client.get_workflow_handle(release_id).describe()
+        assert description.run_id == first.result_run_id
+    finally:
+        await client.get_workflow_handle(release_id).terminate("test over")
+
+
+@pytest.mark.integration
+async def test_demo_start_reports_a_malformed_id_instead_of_calling_it_already_ran(
+    client: Client,
+) -> None:
+    """Only "already exists" counts as "already ran": a demo release with a malformed ID raises
+    InvalidIdError (before it reaches Temporal) instead of being reported as kept."""
+    template = demo_releases()[0]
+    bad = DemoRelease.model_validate({**template.model_dump(), "release_id": "REL_bad"})
+    with pytest.raises(InvalidIdError) as raised:
+        await anext(start_demo(client, releases=[bad]))
+    assert raised.value.value == "REL_bad"

@@ -201,6 +201,21 @@ def test_dev_server_command_registers_the_contract_and_persists(tmp_path: Path) 
     assert len(registered) == len(SEARCH_ATTRIBUTES)
 
 
+def test_dev_server_command_headless_in_memory_for_tests() -> None:
+    """Without a UI port it runs headless, without a database file in memory; the contract is
+    registered the same way (the tests' restartable server uses this argv too)."""
+    argv = dev_server_command(
+        Path("/bin/temporal"), port=7001, ui_port=None, db_file=None, log_level="error"
+    )
+    assert "--headless" in argv
+    assert not {"--ui-port", "--db-filename"} & set(argv)
+    assert argv[argv.index("--log-level") + 1] == "error"
+    with_ui = dev_server_command(Path("/bin/temporal"), port=7001, ui_port=8001, db_file=None)
+    registered = [a for a in argv if "=" in a and a.startswith("Relmgr")]
+    assert registered == [a for a in with_ui if "=" in a and a.startswith("Relmgr")]
+    assert len(registered) == len(SEARCH_ATTRIBUTES)
+
+
 def test_secrets_are_generated_once_owner_only_and_env_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

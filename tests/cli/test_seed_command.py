@@ -92,10 +92,11 @@ def test_missing_shape_option_is_a_usage_error(capsys: pytest.CaptureFixture[str
 
 
 def test_entity_count_is_one_plus_w_plus_2wc_plus_wca() -> None:
-    """The workflow count of a shape, and the plan built for it, agree with the formula."""
-    assert seed.entity_count(5, 20, 10) == 1206
+    """The workflow count of a spec, and the plan built for it, agree with the formula."""
+    spec = seed.simulation_spec(waves=5, clusters=20, apps=10, releases=2, name="x")
+    assert spec.workflow_count == 2 * 1206
     plan = seed.simulated_plan(3, 4, 5)
-    assert plan.entity_count == seed.entity_count(3, 4, 5) == 1 + 3 + 24 + 60
+    assert plan.entity_count == 1 + 3 + 24 + 60
     assert [len(w.clusters) for w in plan.waves] == [4, 4, 4]
 
 

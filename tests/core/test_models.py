@@ -8,12 +8,15 @@ import pytest
 from pydantic import ValidationError
 
 from relmgr.models import (
+    EntityKind,
     EntityState,
     ReleaseListPage,
     ReleasePlan,
     ReleaseQuery,
+    ReleaseSummary,
     Rollup,
     StateCounts,
+    entity_count,
     walk,
 )
 from tests.factories import T0, make_hierarchy, make_plan
@@ -46,6 +49,9 @@ def test_percent_complete_is_succeeded_apps_over_all_apps() -> None:
     """3 of 8 apps deployed is 37.5 %; no apps is 0 %."""
     assert Rollup(apps=StateCounts(succeeded=3, failed=1, pending=4)).percent_complete == 37.5
     assert Rollup().percent_complete == 0.0
+    apps = StateCounts(succeeded=1, failed=1, pending=1)
+    summary = ReleaseSummary(id="rel-a", kind=EntityKind.RELEASE, release_id="rel-a", apps=apps)
+    assert summary.percent_complete == Rollup(apps=apps).percent_complete == 33.3
 
 
 def test_plan_counts_entities_as_the_contract_says() -> None:
@@ -53,6 +59,16 @@ def test_plan_counts_entities_as_the_contract_says() -> None:
     plan = make_plan(waves=5, clusters=20, apps=10)
     assert plan.entity_count == 1 + 5 + 2 * 5 * 20 + 5 * 20 * 10 == 1206
     assert plan.app_count == 1000
+
+
+def test_a_uniform_plan_gives_every_wave_the_same_clusters_and_apps() -> None:
+    """`ReleasePlan.uniform` deploys the named apps, as one bundle, to each named cluster in
+    each wave."""
+    plan = ReleasePlan.uniform(waves=2, clusters=["x", "y"], apps=["p", "q", "r"], bundle="b")
+    assert [[c.name for c in w.clusters] for w in plan.waves] == [["x", "y"], ["x", "y"]]
+    bundles = {(c.bundle.name, c.bundle.apps) for w in plan.waves for c in w.clusters}
+    assert bundles == {("b", ("p", "q", "r"))}
+    assert plan.entity_count == entity_count(waves=2, clusters=4, apps=12) == 1 + 2 + 8 + 12
 
 
 def test_models_are_frozen_and_refuse_unknown_fields() -> None:

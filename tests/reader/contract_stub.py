@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -24,12 +23,10 @@ with workflow.unsafe.imports_passed_through():
         MEMO_DETAIL,
         MEMO_PLAN,
         QUERY_GET_STATE,
-        SA_KIND,
         SA_LAST_CHANGE,
-        SA_PARENT_ID,
-        SA_RELEASE_ID,
         SA_STATE,
         EntityMemo,
+        initial_search_attributes,
     )
     from relmgr.models import Entity, EntityState, ReleasePlan, StateCounts
 
@@ -133,15 +130,8 @@ async def start_stub(
     changed_at: datetime | None = None,
 ) -> WorkflowHandle[ContractStubWorkflow, None]:
     """Start a stub with the contract's search attributes and memo set at start."""
-    ref = ids.parse_entity_id(entity_id)
-    attributes = TypedSearchAttributes(
-        [
-            SearchAttributePair(SA_KIND, ref.kind.value),
-            SearchAttributePair(SA_RELEASE_ID, ref.release_id),
-            SearchAttributePair(SA_PARENT_ID, ref.parent_id or ""),
-            SearchAttributePair(SA_STATE, state.value),
-            SearchAttributePair(SA_LAST_CHANGE, changed_at or datetime.now(UTC)),
-        ]
+    attributes = initial_search_attributes(
+        entity_id, now=changed_at or datetime.now(UTC), state=state
     )
     detail = memo or EntityMemo(attempt=1)
     if plan is not None and memo is None:

@@ -16,8 +16,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from relmgr.contract import SEARCH_ATTRIBUTES
-from relmgr.devserver import find_temporal_binary
+from relmgr.devserver import dev_server_command, find_temporal_binary
 from tests.ports import free_port
 from tests.processes import stop_process
 
@@ -45,26 +44,13 @@ class DevServerProcess:
         return self._process.pid
 
     def _command(self) -> list[str]:
-        command = [
-            str(find_temporal_binary()),
-            "server",
-            "start-dev",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--headless",
-            "--log-level",
-            "error",
-            "--dynamic-config-value",
-            "frontend.namespaceRPS.visibility=1000",
-        ]
-        for key in SEARCH_ATTRIBUTES:
-            kind = "Datetime" if "Datetime" in type(key).__name__ else "Keyword"
-            command += ["--search-attribute", f"{key.name}={kind}"]
-        if self.db_file is not None:
-            command += ["--db-filename", str(self.db_file)]
-        return command
+        return dev_server_command(
+            find_temporal_binary(),
+            port=self.port,
+            ui_port=None,
+            db_file=self.db_file,
+            log_level="error",
+        )
 
     def spawn(self) -> subprocess.Popen[bytes]:
         """Start the server process (Popen returns at once; `start` waits for it to answer)."""

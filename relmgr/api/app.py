@@ -20,7 +20,7 @@ from relmgr.api.headers import SecurityHeadersMiddleware
 from relmgr.api.proxied import TrustedProxyMiddleware
 from relmgr.api.routes import auth, controls, entities, health, releases
 from relmgr.api.security import TokenService
-from relmgr.control import Controller, ControlSender
+from relmgr.control import ControlSender
 from relmgr.errors import TemporalUnavailableError
 from relmgr.proxies import TrustedProxies
 from relmgr.reader.base import ReleaseReader
@@ -68,6 +68,7 @@ async def _connect(state: ApiState, first_attempt: asyncio.Event) -> None:
     Sets `first_attempt` once the first try has succeeded or failed. Any other error (a
     ConfigError for bad TLS files, say) ends the task with that error.
     """
+    from relmgr.control.controller import Controller  # lazy, like the reader: it loads the SDK
     from relmgr.reader import create_reader  # lazy: tests inject a reader and never need Temporal
     from relmgr.temporal_client import connect
 

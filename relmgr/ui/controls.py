@@ -75,7 +75,7 @@ _generation = 0
 
 async def _create_default_controller(settings: Settings) -> ControlSender:
     # Imported here: temporalio stays out of processes (and tests) that never send a control.
-    from relmgr.control import Controller
+    from relmgr.control.controller import Controller
     from relmgr.temporal_client import connect
 
     return Controller(await connect(settings, retries=0))

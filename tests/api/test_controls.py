@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 from relmgr import ids
 from relmgr.api import create_app
 from relmgr.contract import SA_STATE
-from relmgr.control import Controller
+from relmgr.control.controller import Controller
 from relmgr.messages import DeployOptions, OnFailure
 from relmgr.reader import TemporalReader
 from relmgr.settings import Settings

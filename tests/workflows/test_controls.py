@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 
 from relmgr import ids
 from relmgr.contract import MEMO_AUDIT, MEMO_CONTROLS, MEMO_DETAIL, SA_STATE, EntityMemo
-from relmgr.control import Controller
+from relmgr.control.controller import Controller
 from relmgr.devserver import find_temporal_binary
 from relmgr.errors import ConflictError, WorkerUnavailableError
 from relmgr.messages import (

@@ -1,4 +1,4 @@
-"""Controls: the one module that changes a release, by sending an operator's action as an Update.
+"""The controller: sends an operator's action to Temporal as an Update (it loads the SDK).
 
     controller = Controller(client)
     result = await controller.send(Control.APPROVE, "rel-x", ApproveRequest(user="ana", wave=2),
@@ -22,7 +22,6 @@ import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from temporalio.api.common.v1 import Payloads, WorkflowExecution
 from temporalio.api.enums.v1 import TaskQueueType, UpdateWorkflowExecutionLifecycleStage
@@ -72,16 +71,6 @@ _COMPLETED = (
 def identity_of(username: str) -> str:
     """The identity relmgr sends for a user: it is what Temporal's history shows."""
     return f"{username} (relmgr)"
-
-
-class ControlSender(Protocol):
-    """What front ends need of a controller (tests of routes may pass a fake)."""
-
-    async def send(
-        self, action: Control, target_id: str, request: ControlRequest, *, request_id: str
-    ) -> ControlResult:
-        """Send `action` to `target_id`; its result, or a `relmgr.errors` error."""
-        ...
 
 
 class Controller:

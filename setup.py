@@ -2,7 +2,7 @@
 
 The entry point and the pages stay at the repository top, where `streamlit run streamlit_app.py`
 finds them in a checkout; a wheel carries a copy of them in `relmgr/_dashboard/`, which
-`relmgr.dashboard` finds first when relmgr is installed. Everything else is in pyproject.toml.
+`relmgr.cli.dashboard` finds first when relmgr is installed. Everything else is in pyproject.toml.
 """
 
 from __future__ import annotations

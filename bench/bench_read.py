@@ -36,20 +36,20 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from bench.fanout import fanout_hierarchy
 from relmgr import ids
 from relmgr.hierarchy import plan_children
 from relmgr.models import EntityKind, EntityState, ReleasePlan, ReleaseQuery
-from relmgr.reader.fanout import fanout_hierarchy
-from relmgr.reader.temporal import TemporalReader
-from relmgr.seed import simulated_plan
+from relmgr.reader.temporal_reader import TemporalReader
 from relmgr.settings import Settings
-from relmgr.temporal_client import connect
-from tests.reader.contract_stub import (
+from relmgr.temporal.client import connect
+from relmgr.temporal.seed import simulated_plan
+from relmgr.testing.contract_stub import (
     ContractStubWorkflow,
     StubChange,
     start_stub,
 )
-from tests.reader.devserver_process import DevServerProcess
+from relmgr.testing.devserver_process import DevServerProcess
 
 
 def entity_ids(release_id: str, plan: ReleasePlan) -> list[str]:

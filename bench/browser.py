@@ -40,10 +40,10 @@ from bench.sessions import ProtocolSession
 from bench.stats import load_average, percentile
 from relmgr.errors import RelmgrError
 from relmgr.models import EntityKind, EntityState, ReleaseHierarchy
-from relmgr.reader.temporal import TemporalReader
+from relmgr.reader.temporal_reader import TemporalReader
 from relmgr.settings import Settings
+from relmgr.testing.contract_stub import ContractStubWorkflow, StubChange
 from tests.browser.stack import CHROMIUM, CHROMIUM_ARGS
-from tests.reader.contract_stub import ContractStubWorkflow, StubChange
 
 if TYPE_CHECKING:
     from playwright.async_api import ViewportSize

@@ -18,7 +18,7 @@ from temporalio.client import Client
 
 from bench.stats import load_average, percentile
 from relmgr.models import EntityState, ReleaseHierarchy
-from tests.reader.contract_stub import ContractStubWorkflow, StubChange
+from relmgr.testing.contract_stub import ContractStubWorkflow, StubChange
 
 SAMPLE_TIMEOUT_SECONDS = 30.0
 # Attempt numbers of freshness changes start here, far above the churn's (1-3).

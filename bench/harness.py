@@ -47,11 +47,11 @@ from bench.procs import CpuMeter, mib, open_fds, rss_bytes
 from bench.servers import ROOT, ApiServer, Credentials
 from bench.stats import load_average, ratio
 from bench.targets import evaluate
-from relmgr.devserver import find_temporal_binary
+from relmgr.cli.devserver import find_temporal_binary
 from relmgr.settings import Settings
-from relmgr.temporal_client import connect
-from tests.reader.contract_stub import ContractStubWorkflow
-from tests.reader.devserver_process import DevServerProcess
+from relmgr.temporal.client import connect
+from relmgr.testing.contract_stub import ContractStubWorkflow
+from relmgr.testing.devserver_process import DevServerProcess
 
 
 @dataclass(frozen=True)

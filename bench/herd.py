@@ -47,9 +47,9 @@ from bench.servers import ApiServer, Credentials
 from bench.stats import load_average, percentile
 from relmgr.reader.source import PAGE_SIZE
 from relmgr.settings import Settings
-from relmgr.temporal_client import connect
-from tests.processes import stop_process
-from tests.reader.devserver_process import DevServerProcess
+from relmgr.temporal.client import connect
+from relmgr.testing.devserver_process import DevServerProcess
+from relmgr.testing.processes import stop_process
 
 LARGE = Shape(waves=5, clusters=20, apps=10)
 SMALL = Shape(waves=2, clusters=5, apps=5)  # `--small`: a 73-workflow release, to try the command

@@ -32,14 +32,14 @@ from temporalio.worker import Worker
 from bench.bench_read import changer, entity_ids, start_release_stubs
 from relmgr import ids
 from relmgr.models import EntityKind, ReleaseQuery
-from relmgr.reader.cache import CachePolicy
 from relmgr.reader.listing import summary_of
-from relmgr.reader.temporal import TemporalReader
+from relmgr.reader.refresher import CachePolicy
+from relmgr.reader.temporal_reader import TemporalReader
 from relmgr.settings import Settings
-from relmgr.temporal_client import connect
-from tests.factories import make_plan
-from tests.reader.contract_stub import ContractStubWorkflow
-from tests.reader.devserver_process import DevServerProcess
+from relmgr.temporal.client import connect
+from relmgr.testing.contract_stub import ContractStubWorkflow
+from relmgr.testing.devserver_process import DevServerProcess
+from relmgr.testing.factories import make_plan
 
 VIEWERS = (1, 20)
 

@@ -1,10 +1,10 @@
 """The workflows a benchmark reads: one large release, many small ones, and the state changes.
 
-Every entity is a contract stub (`tests/reader/contract_stub.py`): a real workflow that carries the
-visibility contract's search attributes and memo from its start, answers `get_state`, and publishes
-a new state when signalled. Stubs start in milliseconds and stay running, so a 1,206-entity
-release is ready in seconds instead of after a simulated rollout; what the read path sees
-(visibility rows, memos, the plan) is exactly what the reference workflows publish.
+Every entity is a contract stub (`relmgr/testing/contract_stub.py`): a real workflow that carries
+the visibility contract's search attributes and memo from its start, answers `get_state`, and
+publishes a new state when signalled. Stubs start in milliseconds and stay running, so a
+1,206-entity release is ready in seconds instead of after a simulated rollout; what the read path
+sees (visibility rows, memos, the plan) is exactly what the reference workflows publish.
 
 The large release's stubs run on a task queue that the harness's worker polls, so they take
 signals (state changes, for freshness and for a live rollout's churn); the small releases and the
@@ -24,8 +24,8 @@ from temporalio.client import Client
 from bench.bench_read import entity_ids, start_release_stubs
 from relmgr import ids
 from relmgr.models import EntityKind, EntityState, ReleasePlan, entity_count
-from relmgr.seed import simulated_plan
-from tests.reader.contract_stub import ContractStubWorkflow, StubChange, start_stub
+from relmgr.temporal.seed import simulated_plan
+from relmgr.testing.contract_stub import ContractStubWorkflow, StubChange, start_stub
 
 # Finished history dominates a real release list; a few are running, failing or waiting.
 _SMALL_STATES = (

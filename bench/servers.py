@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from relmgr.auth import add_user
-from tests.ports import free_port
-from tests.processes import stop_process
+from relmgr.auth.users import add_user
+from relmgr.testing.ports import free_port
+from relmgr.testing.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 USERNAME = "bench"
@@ -38,7 +38,7 @@ class Credentials:
 
     @classmethod
     def create(cls, workdir: Path) -> Credentials:
-        """A users file with one bcrypt-hashed viewer (`relmgr.auth.add_user`)."""
+        """A users file with one bcrypt-hashed viewer (`relmgr.auth.users.add_user`)."""
         password = secrets.token_urlsafe(18)
         users_file = workdir / "users.yaml"
         add_user(

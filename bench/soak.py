@@ -42,9 +42,9 @@ from bench.servers import ROOT, ApiServer, Credentials, DashboardServer
 from bench.sessions import ProtocolSession
 from bench.stats import load_average, percentile
 from relmgr.settings import Settings
-from relmgr.temporal_client import connect
-from tests.reader.contract_stub import ContractStubWorkflow
-from tests.reader.devserver_process import DevServerProcess
+from relmgr.temporal.client import connect
+from relmgr.testing.contract_stub import ContractStubWorkflow
+from relmgr.testing.devserver_process import DevServerProcess
 
 SAMPLE_SECONDS = 10.0
 GROWTH_LIMIT_PERCENT = 10.0

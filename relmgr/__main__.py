@@ -1,7 +1,7 @@
 """`python -m relmgr`: the same as the `relmgr` console script."""
 
 try:
-    from relmgr.cli import main
+    from relmgr.cli.main import main
 except KeyboardInterrupt:  # Ctrl-C while the (heavy) imports run: no traceback for that
     raise SystemExit(130) from None
 

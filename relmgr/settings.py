@@ -70,10 +70,10 @@ class Settings(BaseSettings):
     # API bearer tokens live at most MAX_TOKEN_MINUTES (8 h); `POST /api/auth/logout` ends one.
     token_minutes: int = Field(default=60, ge=1, le=MAX_TOKEN_MINUTES)
     # Failed logins a minute per username (strict) and per client address (loose: it only blunts
-    # spraying; see relmgr.throttle).
+    # spraying; see relmgr.auth.throttle).
     login_attempts_per_minute: int = Field(default=5, ge=1, le=1000)
     login_attempts_per_client_per_minute: int = Field(default=60, ge=1, le=100_000)
-    # Reverse proxies whose X-Forwarded-For is believed (addresses/CIDRs; see relmgr.proxies).
+    # Reverse proxies whose X-Forwarded-For is believed (addresses/CIDRs; see relmgr.auth.proxies).
     trusted_proxies: str = ""
     # Signed-out dashboard cookies; unset: `revoked-sessions.json` beside the users file.
     revoked_sessions_file: Path | None = None

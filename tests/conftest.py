@@ -9,8 +9,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from relmgr.contract import SEARCH_ATTRIBUTES
-from relmgr.devserver import find_temporal_binary
+from relmgr.cli.devserver import find_temporal_binary
+from relmgr.temporal.contract import SEARCH_ATTRIBUTES
 
 
 @pytest.fixture(scope="session")

@@ -126,7 +126,11 @@ def test_only_the_app_lifespan_reaches_for_the_production_reader() -> None:
     ("layer", "modules", "allowed"),
     [
         # The protocol, the package that exports it and the fake: nothing but the domain.
-        ("reader protocol", ["relmgr.reader.base", "relmgr.reader", "relmgr.reader.fake"], ()),
+        (
+            "reader protocol",
+            ["relmgr.reader.protocol", "relmgr.reader", "relmgr.testing.fake_reader"],
+            (),
+        ),
         # runtime.py reaches the production reader lazily, inside the function that builds it.
         ("UI helpers", _modules_under(UI_DIR), ("streamlit",)),
         ("pages", _page_imports(), ("streamlit",)),

@@ -20,14 +20,14 @@ from relmgr.api.headers import SecurityHeadersMiddleware
 from relmgr.api.proxied import TrustedProxyMiddleware
 from relmgr.api.routes import auth, controls, entities, health, releases
 from relmgr.api.security import TokenService
+from relmgr.auth.proxies import TrustedProxies
+from relmgr.auth.sessions import RevocationStore
+from relmgr.auth.store import UsersStore
+from relmgr.auth.throttle import LoginLimiter
 from relmgr.control import ControlSender
 from relmgr.errors import TemporalUnavailableError
-from relmgr.proxies import TrustedProxies
-from relmgr.reader.base import ReleaseReader
-from relmgr.sessions import RevocationStore
+from relmgr.reader.protocol import ReleaseReader
 from relmgr.settings import Settings, get_settings
-from relmgr.throttle import LoginLimiter
-from relmgr.users_store import UsersStore
 
 logger = logging.getLogger("relmgr.api")
 
@@ -70,7 +70,7 @@ async def _connect(state: ApiState, first_attempt: asyncio.Event) -> None:
     """
     from relmgr.control.controller import Controller  # lazy, like the reader: it loads the SDK
     from relmgr.reader import create_reader  # lazy: tests inject a reader and never need Temporal
-    from relmgr.temporal_client import connect
+    from relmgr.temporal.client import connect
 
     def note(problem: str) -> None:
         if state.connect_problem is None:  # once, not at every attempt or every 2 s

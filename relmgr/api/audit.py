@@ -3,8 +3,8 @@
 Written to `RELMGR_AUDIT_LOG` when set (`relmgr dev` sets it to `logs/audit.log` in its data
 directory), else to standard error through the `relmgr.audit` logger's own handler: at INFO
 whatever level the rest of the process logs at, so `relmgr api`'s WARNING never drops an audit
-line. Only the fields named by `AuditLog.record`'s signature (and `relmgr.trail`'s, for controls)
-are ever written: there is no field for a password, a token or a secret, so none can leak
+line. Only the fields named by `AuditLog.record`'s signature (and `relmgr.control.trail`'s, for
+controls) are ever written: there is no field for a password, a token or a secret, so none can leak
 through here.
 """
 
@@ -19,8 +19,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
 
-from relmgr.auth import USERNAME_PATTERN
-from relmgr.trail import ControlTrail
+from relmgr.auth.users import USERNAME_PATTERN
+from relmgr.control.trail import ControlTrail
 
 logger = logging.getLogger("relmgr.audit")
 

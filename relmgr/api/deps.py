@@ -12,15 +12,15 @@ from relmgr.api.audit import AuditEvent, AuditLog
 from relmgr.api.caching import ResponseCache
 from relmgr.api.errors import ApiError
 from relmgr.api.security import TokenClaims, TokenProblem, TokenRejectedError, TokenService
-from relmgr.auth import User, session_epoch
+from relmgr.auth.proxies import TrustedProxies
+from relmgr.auth.sessions import RevocationStore
+from relmgr.auth.store import UsersStore
+from relmgr.auth.throttle import LoginLimiter
+from relmgr.auth.users import User, session_epoch
 from relmgr.control import ControlSender
 from relmgr.errors import TemporalUnavailableError
-from relmgr.proxies import TrustedProxies
-from relmgr.reader.base import ReleaseReader
-from relmgr.sessions import RevocationStore
+from relmgr.reader.protocol import ReleaseReader
 from relmgr.settings import Settings
-from relmgr.throttle import LoginLimiter
-from relmgr.users_store import UsersStore
 
 TOKEN_URL = "/api/auth/login"  # noqa: S105  # a route, not a password
 

@@ -19,8 +19,8 @@ from relmgr.models import (
     StateCounts,
     WavePlan,
 )
+from relmgr.progress.timeline import build_timeline
 from relmgr.reader.listing import detail_from_tree, summary_of
-from relmgr.timeline import build_timeline
 
 _T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 _PLAN = ReleasePlan(

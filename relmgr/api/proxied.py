@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from relmgr.proxies import TrustedProxies
+from relmgr.auth.proxies import TrustedProxies
 
 
 class TrustedProxyMiddleware:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from relmgr.models import Control, EntityState, ReleaseListPage, ReleaseSummary, StateCounts
-from relmgr.timeline import duration_seconds
+from relmgr.progress.timeline import duration_seconds
 
 
 class _Frozen(BaseModel):

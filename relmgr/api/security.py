@@ -1,7 +1,8 @@
 """Bearer tokens: HS256 JWTs signed with `RELMGR_JWT_SECRET`; nothing but HS256 is accepted.
 
 Each token carries a random `jti` (what `POST /api/auth/logout` revokes) and its user's session
-epoch `ep` (`relmgr.auth.session_epoch`): both are checked on every use, in `deps.current_user`.
+epoch `ep` (`relmgr.auth.users.session_epoch`): both are checked on every use, in
+`deps.current_user`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from enum import StrEnum
 
 import jwt
 
-from relmgr.auth import User, session_epoch
-from relmgr.sessions import is_jti, new_jti
+from relmgr.auth.sessions import is_jti, new_jti
+from relmgr.auth.users import User, session_epoch
 from relmgr.settings import Settings, check_secret
 
 ALGORITHM = "HS256"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from relmgr.messages import ControlRequest, ControlResult
 from relmgr.models import Control
+from relmgr.temporal.messages import ControlRequest, ControlResult
 
 __all__ = ["ControlSender"]
 

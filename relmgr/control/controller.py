@@ -38,16 +38,16 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from relmgr import ids
-from relmgr.contract import MEMO_CONTROLS
 from relmgr.errors import (
     ConflictError,
     InvalidIdError,
     TemporalUnavailableError,
     WorkerUnavailableError,
 )
-from relmgr.messages import ControlRequest, ControlResult
 from relmgr.models import Control, EntityKind
-from relmgr.temporal_client import temporal_errors
+from relmgr.temporal.client import temporal_errors
+from relmgr.temporal.contract import MEMO_CONTROLS
+from relmgr.temporal.messages import ControlRequest, ControlResult
 
 # Seconds an Update may take before relmgr answers "no worker answered" (the API adds its own
 # reads to this and still answers within 5 s).

@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from relmgr.reader.base import ReaderStats, ReleaseReader
-from relmgr.reader.fake import FakeReader
+from relmgr.reader.protocol import ReaderStats, ReleaseReader
 from relmgr.settings import Settings, get_settings
+from relmgr.testing.fake_reader import FakeReader
 
 if TYPE_CHECKING:
-    from relmgr.reader.temporal import TemporalReader
+    from relmgr.reader.temporal_reader import TemporalReader
 
 __all__ = [
     "FakeReader",
@@ -34,7 +34,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # `from relmgr.reader import TemporalReader` still works; only then is the SDK imported.
     if name == "TemporalReader":
-        from relmgr.reader.temporal import TemporalReader
+        from relmgr.reader.temporal_reader import TemporalReader
 
         return TemporalReader
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -51,8 +51,8 @@ async def create_reader(
     Raises `TemporalUnavailableError` if Temporal cannot be reached, `ConfigError` for settings
     that cannot work.
     """
-    from relmgr.reader.temporal import TemporalReader
-    from relmgr.temporal_client import connect
+    from relmgr.reader.temporal_reader import TemporalReader
+    from relmgr.temporal.client import connect
 
     settings = settings or get_settings()
     client = await connect(settings, on_failed_attempt=on_failed_attempt)

@@ -12,7 +12,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from relmgr.models import MAX_PAGE_SIZE, ReleaseQuery, ReleaseSummary
-from relmgr.reader.base import ReleaseReader
+from relmgr.reader.protocol import ReleaseReader
 
 # The most releases one export holds (20 pages of the largest size).
 MAX_EXPORT_ROWS = 10_000

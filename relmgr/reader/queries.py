@@ -13,8 +13,8 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 
 from relmgr import ids
-from relmgr.contract import SA_KIND, SA_LAST_CHANGE, SA_RELEASE_ID
 from relmgr.models import EntityKind
+from relmgr.temporal.contract import SA_KIND, SA_LAST_CHANGE, SA_RELEASE_ID
 
 # Above this many IDs an IN list is split over several calls (a long query costs the server
 # parsing time, and some visibility stores cap the query length).

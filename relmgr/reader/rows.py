@@ -6,8 +6,8 @@ a row is read from the raw `WorkflowExecutionInfo`: the search attributes relmgr
 JSON strings, the `relmgr.detail` memo is a small JSON object, and the release's `relmgr.plan`
 memo is kept as raw bytes and parsed only when a tree is built (never for the release list).
 
-The contract (`relmgr.contract`) only promises JSON payloads (the pydantic data converter, no
-payload codec); a row whose payloads are not plain JSON is still read, without its memo details.
+The contract (`relmgr.temporal.contract`) only promises JSON payloads (the pydantic data converter,
+no payload codec); a row whose payloads are not plain JSON is still read, without its memo details.
 """
 
 from __future__ import annotations
@@ -23,15 +23,6 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 
 from relmgr import ids
-from relmgr.contract import (
-    MEMO_AUDIT,
-    MEMO_CONTROLS,
-    MEMO_DETAIL,
-    MEMO_PLAN,
-    SA_LAST_CHANGE,
-    SA_STATE,
-    EntityMemo,
-)
 from relmgr.errors import InvalidIdError
 from relmgr.models import (
     Control,
@@ -41,6 +32,15 @@ from relmgr.models import (
     EntityState,
     ReleaseSummary,
     StateCounts,
+)
+from relmgr.temporal.contract import (
+    MEMO_AUDIT,
+    MEMO_CONTROLS,
+    MEMO_DETAIL,
+    MEMO_PLAN,
+    SA_LAST_CHANGE,
+    SA_STATE,
+    EntityMemo,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -25,7 +25,6 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from relmgr.contract import QUERY_GET_STATE
 from relmgr.errors import (
     LiveStateUnavailableError,
     NotFoundError,
@@ -33,10 +32,11 @@ from relmgr.errors import (
     TemporalUnavailableError,
 )
 from relmgr.models import Entity
-from relmgr.reader.base import ReaderStats
+from relmgr.reader.protocol import ReaderStats
 from relmgr.reader.queries import release_list_query
 from relmgr.reader.rows import VisibilityRow, row_from_info
-from relmgr.temporal_client import temporal_errors
+from relmgr.temporal.client import temporal_errors
+from relmgr.temporal.contract import QUERY_GET_STATE
 
 # The most rows a visibility page may hold; the SQLite store caps pages at 1,000.
 PAGE_SIZE = 1000

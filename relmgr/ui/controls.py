@@ -1,6 +1,6 @@
 """Release controls in the dashboard: buttons, the confirmation dialog, the Waiting-for-you list.
 
-Buttons show only to users whose role allows controls (`relmgr.authz`, the rule the API uses)
+Buttons show only to users whose role allows controls (`relmgr.auth.roles`, the rule the API uses)
 and only where the control applies: the release's workflow advertises it (`relmgr.controls`) and
 its state allows it. Each opens a dialog asking for the reason (required to cancel); the request
 ID is made when the dialog opens, so a double click acts once. Controls go through one
@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from relmgr import ids
-from relmgr.authz import Permission, allows, role_of
-from relmgr.bridge import SyncController
+from relmgr.auth.roles import Permission, allows, role_of
+from relmgr.control.trail import ControlTrail
 from relmgr.errors import ConfigError, InvalidIdError, RelmgrError
-from relmgr.messages import (
+from relmgr.models import Control, EntityKind, EntityState, ReleaseQuery, ReleaseSummary
+from relmgr.settings import Settings, get_settings
+from relmgr.temporal.messages import (
     ApproveRequest,
     CancelRequest,
     ControlRequest,
@@ -30,10 +32,8 @@ from relmgr.messages import (
     ResumeRequest,
     RetryRequest,
 )
-from relmgr.models import Control, EntityKind, EntityState, ReleaseQuery, ReleaseSummary
-from relmgr.settings import Settings, get_settings
-from relmgr.trail import ControlTrail
 from relmgr.ui import login
+from relmgr.ui.bridge import SyncController
 from relmgr.ui.login import SignedIn
 from relmgr.ui.present import md_escape
 from relmgr.ui.runtime import get_reader
@@ -76,7 +76,7 @@ _generation = 0
 async def _create_default_controller(settings: Settings) -> ControlSender:
     # Imported here: temporalio stays out of processes (and tests) that never send a control.
     from relmgr.control.controller import Controller
-    from relmgr.temporal_client import connect
+    from relmgr.temporal.client import connect
 
     return Controller(await connect(settings, retries=0))
 

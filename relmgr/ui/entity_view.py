@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from relmgr import ids
-from relmgr.bridge import SyncReader
 from relmgr.errors import (
     InvalidIdError,
     LiveStateUnavailableError,
@@ -21,6 +20,7 @@ from relmgr.errors import (
     TemporalUnavailableError,
 )
 from relmgr.models import Breadcrumb, Entity, EntityDetail, EntityKind
+from relmgr.ui.bridge import SyncReader
 from relmgr.ui.freshness import load, render_status
 from relmgr.ui.links import anchor, entity_table, render_picker, temporal_link
 from relmgr.ui.present import (

@@ -11,14 +11,6 @@ import altair as alt
 import streamlit as st
 
 from relmgr.errors import RelmgrError
-from relmgr.history import (
-    HistoryRow,
-    SlowEntity,
-    filter_rows,
-    history_rows,
-    shape_stats,
-    slowest,
-)
 from relmgr.models import (
     MAX_PAGE_SIZE,
     EntityKind,
@@ -26,6 +18,14 @@ from relmgr.models import (
     ReleaseHierarchy,
     ReleaseQuery,
     ReleaseSummary,
+)
+from relmgr.progress.history import (
+    HistoryRow,
+    SlowEntity,
+    filter_rows,
+    history_rows,
+    shape_stats,
+    slowest,
 )
 from relmgr.ui.present import md_escape, release_href
 from relmgr.ui.runtime import get_reader

@@ -1,6 +1,6 @@
 """The sign-in gate: streamlit-authenticator over the users file, the cookie key, the account box.
 
-Users come from `relmgr.auth.load_users` and reach streamlit-authenticator as a dict: given a
+Users come from `relmgr.auth.users.load_users` and reach streamlit-authenticator as a dict: given a
 path, streamlit-authenticator 0.4.2 rewrites the YAML file on every login. Passwords are bcrypt
 hashes only (`auto_hash=False`). The re-authentication cookie is a JWT signed with the cookie key
 from `RELMGR_COOKIE_KEY` or `cookie_key` in `.streamlit/secrets.toml`.
@@ -15,15 +15,15 @@ the top of the next run, which then goes on to show the form. And the cookie is 
 Three checks are relmgr's own. Every session has a record (`SessionRecord`: a random `jti`, the
 user's session epoch, the expiry) and the cookie carries the same; a cookie is accepted only if it
 is signed with the cookie key, unexpired, names a known user, carries that user's current epoch
-(same password hash, roles and generation) and a `jti` not ended (`relmgr.sessions`), and each run
-of a signed-in session checks its record the same way, so logout, `relmgr users revoke`, a new
+(same password hash, roles and generation) and a `jti` not ended (`relmgr.auth.sessions`), and each
+run of a signed-in session checks its record the same way, so logout, `relmgr users revoke`, a new
 password or role, or removing the user ends the session at its next run. Revocation is by `jti`,
-never by the cookie's text, which has other spellings that decode the same. Every refusal looks
-the same: the sign-in form. The form's password check goes through `relmgr.auth.verify_password`,
+never by the cookie's text, which has other spellings that decode the same. Every refusal looks the
+same: the sign-in form. The form's password check goes through `relmgr.auth.users.verify_password`,
 which spends a bcrypt check on unknown names too. And failed sign-ins are limited in this process
 per username (`RELMGR_LOGIN_ATTEMPTS_PER_MINUTE`) and, much more loosely, per client address
-(`RELMGR_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE`, the address found through
-`RELMGR_TRUSTED_PROXIES`); a limited attempt is not checked.
+(`RELMGR_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE`, the address found through `RELMGR_TRUSTED_PROXIES`);
+a limited attempt is not checked.
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ import streamlit as st
 import streamlit_authenticator as stauth
 from pydantic import SecretStr
 
-from relmgr.auth import User, UsersFile, session_epoch, verify_password
+from relmgr.auth.proxies import TrustedProxies
+from relmgr.auth.sessions import RevocationStore, is_jti, new_jti
+from relmgr.auth.store import shared_store
+from relmgr.auth.throttle import LoginLimiter
+from relmgr.auth.users import User, UsersFile, session_epoch, verify_password
 from relmgr.errors import ConfigError
-from relmgr.proxies import TrustedProxies
-from relmgr.sessions import RevocationStore, is_jti, new_jti
 from relmgr.settings import Settings, check_secret
-from relmgr.throttle import LoginLimiter
 from relmgr.ui.present import md_escape
-from relmgr.users_store import shared_store
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import streamlit as st
 
 from relmgr import ids
-from relmgr.bridge import SyncReader
 from relmgr.errors import InvalidIdError
 from relmgr.models import (
     EntityState,
@@ -27,6 +26,7 @@ from relmgr.models import (
     StateCounts,
 )
 from relmgr.reader.matching import MAX_EXPORT_ROWS
+from relmgr.ui.bridge import SyncReader
 from relmgr.ui.freshness import load, render_status
 from relmgr.ui.links import follow_selection
 from relmgr.ui.present import STATE_STYLES, STATE_TITLES, md_escape, release_href

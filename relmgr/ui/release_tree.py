@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from relmgr import ids
-from relmgr.bridge import SyncReader
 from relmgr.errors import InvalidIdError, NotFoundError, TemporalUnavailableError
 from relmgr.models import (
     Bundle,
@@ -32,6 +31,7 @@ from relmgr.models import (
     TreeNode,
     children_of,
 )
+from relmgr.ui.bridge import SyncReader
 from relmgr.ui.freshness import load, render_status
 from relmgr.ui.links import anchor, follow_selection, render_picker, temporal_link
 from relmgr.ui.present import (

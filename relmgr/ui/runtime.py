@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 
 import streamlit as st
 
-from relmgr.bridge import SyncReader
 from relmgr.errors import RelmgrError, TemporalUnavailableError
-from relmgr.reader.base import ReleaseReader
+from relmgr.reader.protocol import ReleaseReader
 from relmgr.settings import Settings, get_settings
+from relmgr.ui.bridge import SyncReader
 
 ReaderFactory = Callable[[Settings], Awaitable[ReleaseReader]]
 

@@ -8,7 +8,7 @@ setting stops it: `browser.serverAddress` only adds a name that is compared befo
 relmgr must make no outbound call, so the lookup is replaced by "no public address" (foreign
 origins are still refused: they match none of the remaining names). And (2) its uvicorn rewrites
 the client address from `X-Forwarded-For` for `FORWARDED_ALLOW_IPS`; relmgr decides that itself
-from `RELMGR_TRUSTED_PROXIES` (`relmgr.proxies`), so uvicorn's rewriting is turned off.
+from `RELMGR_TRUSTED_PROXIES` (`relmgr.auth.proxies`), so uvicorn's rewriting is turned off.
 
 Both must be in place before the server accepts its first connection, so the dashboard is started
 through this module: `python -m relmgr.ui.server run streamlit_app.py [streamlit options]`

@@ -19,7 +19,6 @@ import altair as alt
 import streamlit as st
 
 from relmgr.errors import RelmgrError
-from relmgr.history import compare_with_median
 from relmgr.models import (
     Entity,
     EntityState,
@@ -27,7 +26,8 @@ from relmgr.models import (
     ReleaseListPage,
     ReleaseSummary,
 )
-from relmgr.timeline import (
+from relmgr.progress.history import compare_with_median
+from relmgr.progress.timeline import (
     HISTORY_QUERY,
     EstimateStatus,
     ReleaseTimeline,

@@ -14,15 +14,15 @@ import pytest
 from fastapi import FastAPI
 
 from relmgr.api import create_app
-from relmgr.auth import add_user, load_users, session_epoch
+from relmgr.auth.sessions import new_jti
+from relmgr.auth.users import add_user, load_users, session_epoch
 from relmgr.errors import NotFoundError
-from relmgr.messages import ControlRequest, ControlResult
 from relmgr.models import Control, EntityState
-from relmgr.reader.base import ReleaseReader
-from relmgr.reader.fake import FakeReader
-from relmgr.sessions import new_jti
+from relmgr.reader.protocol import ReleaseReader
 from relmgr.settings import Settings
-from tests.factories import T0, make_hierarchy
+from relmgr.temporal.messages import ControlRequest, ControlResult
+from relmgr.testing.factories import T0, make_hierarchy
+from relmgr.testing.fake_reader import FakeReader
 
 SECRET = "test-jwt-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 PASSWORD = "correct-horse-battery"

@@ -18,10 +18,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from relmgr.api import create_app
-from relmgr.reader.fake import FakeReader
 from relmgr.settings import Settings
+from relmgr.testing.fake_reader import FakeReader
+from relmgr.testing.ports import bound_socket, port_of
 from tests.api.conftest import SECRET, demo_trees
-from tests.ports import bound_socket, port_of
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_SECONDS = 10.0  # a started server answers within ms; a loaded machine needs a few s

@@ -15,7 +15,7 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
-from relmgr.auth import add_user, load_users, remove_user, revoke_sessions, write_users
+from relmgr.auth.users import add_user, load_users, remove_user, revoke_sessions, write_users
 from relmgr.settings import Settings
 from tests.api.conftest import PASSWORD, SECRET, claims_for, http_client, sign
 

@@ -22,8 +22,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from relmgr.api import create_app
-from relmgr.reader.fake import FakeReader
 from relmgr.settings import Settings
+from relmgr.testing.fake_reader import FakeReader
 from tests.api.conftest import SECRET, FakeController, claims_for, demo_trees, sign
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("RELMGR_CONTRACT_EXAMPLES", "10"))

@@ -18,15 +18,15 @@ from temporalio.worker import Worker
 
 from relmgr import ids
 from relmgr.api import create_app
-from relmgr.contract import SA_STATE
 from relmgr.control.controller import Controller
-from relmgr.messages import DeployOptions, OnFailure
 from relmgr.reader import TemporalReader
 from relmgr.settings import Settings
-from relmgr.starter import start_release
-from relmgr.worker import build_worker
+from relmgr.temporal.contract import SA_STATE
+from relmgr.temporal.messages import DeployOptions, OnFailure
+from relmgr.temporal.starter import start_release
+from relmgr.temporal.worker import build_worker
+from relmgr.testing.factories import make_plan
 from tests.api.conftest import claims_for, http_client, sign
-from tests.factories import make_plan
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from relmgr.bridge import SyncReader
 from relmgr.models import EntityState
-from relmgr.reader.fake import FakeReader
+from relmgr.testing.factories import T0, make_hierarchy
+from relmgr.testing.fake_reader import FakeReader
+from relmgr.testing.fakes import ShiftingReader
+from relmgr.ui.bridge import SyncReader
 from relmgr.ui.release_list import ListControls, build_query, matching_releases, releases_csv_of
-from tests.factories import T0, make_hierarchy
-from tests.reader.fakes import ShiftingReader
 
 READ_AT = T0 + timedelta(hours=2, seconds=7)
 

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from relmgr.api import create_app
-from relmgr.reader.fake import FakeReader
 from relmgr.settings import Settings
+from relmgr.testing.fake_reader import FakeReader
 from tests.api.conftest import SECRET, demo_trees
 from tests.api.served import serve_in_thread, write_users
 from tests.api.test_openapi import OPERATIONS

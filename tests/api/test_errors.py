@@ -37,8 +37,8 @@ from relmgr.models import (
     ReleaseQuery,
     ReleaseSummary,
 )
-from relmgr.reader.base import ReaderStats
-from relmgr.reader.fake import FakeReader
+from relmgr.reader.protocol import ReaderStats
+from relmgr.testing.fake_reader import FakeReader
 from tests.api.conftest import http_client
 
 

@@ -18,14 +18,14 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from relmgr.api import create_app
-from relmgr.messages import DeployOptions
 from relmgr.settings import Settings
-from relmgr.starter import start_release
-from relmgr.worker import build_worker
+from relmgr.temporal.messages import DeployOptions
+from relmgr.temporal.starter import start_release
+from relmgr.temporal.worker import build_worker
+from relmgr.testing.devserver_process import DevServerProcess
+from relmgr.testing.factories import make_plan
+from relmgr.testing.ports import free_port
 from tests.api.conftest import SECRET, claims_for, http_client, sign
-from tests.factories import make_plan
-from tests.ports import free_port
-from tests.reader.devserver_process import DevServerProcess
 
 pytestmark = pytest.mark.integration
 

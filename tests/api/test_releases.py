@@ -14,10 +14,10 @@ from fastapi import FastAPI
 
 from relmgr.api.deps import ApiState
 from relmgr.models import EntityKind, EntityState
-from relmgr.reader.fake import FakeReader
+from relmgr.testing.factories import T0, make_hierarchy
+from relmgr.testing.fake_reader import FakeReader
 from tests.api.conftest import FAILED_APP, demo_trees
-from tests.core.test_timeline import timed_tree
-from tests.factories import T0, make_hierarchy
+from tests.progress.test_timeline import timed_tree
 
 PAYMENTS_ITEM: dict[str, Any] = {
     "id": "rel-payments",

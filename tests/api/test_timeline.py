@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 
 from relmgr.models import EntityState, ReleaseHierarchy
-from relmgr.reader.fake import FakeReader
+from relmgr.testing.fake_reader import FakeReader
 from tests.api.conftest import http_client
-from tests.core.test_timeline import NOW, cluster_times, running_release, timed_tree
+from tests.progress.test_timeline import NOW, cluster_times, running_release, timed_tree
 
 S = EntityState.SUCCEEDED
 

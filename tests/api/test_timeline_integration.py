@@ -14,11 +14,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from relmgr.api import create_app
-from relmgr.messages import DeployOptions
-from relmgr.starter import start_release
-from relmgr.worker import build_worker
+from relmgr.temporal.messages import DeployOptions
+from relmgr.temporal.starter import start_release
+from relmgr.temporal.worker import build_worker
+from relmgr.testing.factories import make_plan
 from tests.api.test_integration import _auth, _settings, running
-from tests.factories import make_plan
 
 pytestmark = pytest.mark.integration
 

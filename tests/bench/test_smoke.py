@@ -11,9 +11,9 @@ import pytest
 from temporalio.client import Client
 
 from bench.bench_read import measure_cold, measure_warm, start_release_stubs
-from relmgr.reader.temporal import TemporalReader
-from relmgr.seed import simulated_plan
+from relmgr.reader.temporal_reader import TemporalReader
 from relmgr.settings import Settings
+from relmgr.temporal.seed import simulated_plan
 
 pytestmark = pytest.mark.integration
 

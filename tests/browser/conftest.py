@@ -24,7 +24,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from relmgr.messages import DeployOptions
+from relmgr.temporal.messages import DeployOptions
+from relmgr.testing.factories import make_plan
 from tests.browser.stack import (
     CHROMIUM,
     COOKIE_NAME,
@@ -34,7 +35,6 @@ from tests.browser.stack import (
     dashboard,
     launch_chromium,
 )
-from tests.factories import make_plan
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 VIEWPORT: ViewportSize = {"width": 1400, "height": 900}

@@ -22,8 +22,8 @@ from typing import Any
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from relmgr.messages import DeployOptions
 from relmgr.models import BundlePlan, ClusterPlan, ReleasePlan, WavePlan
+from relmgr.temporal.messages import DeployOptions
 from tests.browser.stack import ROOT, Account, TemporalStack, dashboard, launch_chromium
 
 RELEASE = "rel-2026-11-payments"

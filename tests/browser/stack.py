@@ -31,14 +31,14 @@ from playwright.sync_api import Browser, Playwright
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from relmgr.auth import add_user
-from relmgr.messages import DeployOptions, Outcome
+from relmgr.auth.users import add_user
 from relmgr.models import ReleasePlan
-from relmgr.starter import start_release
-from relmgr.worker import build_worker
-from tests.ports import free_port
-from tests.processes import stop_process
-from tests.reader.devserver_process import DevServerProcess
+from relmgr.temporal.messages import DeployOptions, Outcome
+from relmgr.temporal.starter import start_release
+from relmgr.temporal.worker import build_worker
+from relmgr.testing.devserver_process import DevServerProcess
+from relmgr.testing.ports import free_port
+from relmgr.testing.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -14,8 +14,8 @@ import jwt
 import pytest
 from playwright.sync_api import Page, expect
 
-from relmgr.auth import load_users, session_epoch
-from relmgr.sessions import new_jti
+from relmgr.auth.sessions import new_jti
+from relmgr.auth.users import load_users, session_epoch
 from tests.browser.conftest import Seeded, expect_page_title, sign_in, wait_for_cookie
 from tests.browser.stack import COOKIE_NAME, Dashboard
 

@@ -13,12 +13,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from relmgr import ids
-from relmgr.auth import add_user
-from relmgr.contract import SA_STATE
-from relmgr.starter import start_release
+from relmgr.auth.users import add_user
+from relmgr.temporal.contract import SA_STATE
+from relmgr.temporal.starter import start_release
+from relmgr.testing.factories import make_plan
 from tests.browser.conftest import FAST, LOAD_TIMEOUT_MS, expect_page_title, wait_for_cookie
 from tests.browser.stack import Dashboard
-from tests.factories import make_plan
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

@@ -16,10 +16,10 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Dialog, Locator, Page, WebSocket, expect
 
-from relmgr.messages import DeployOptions
+from relmgr.temporal.messages import DeployOptions
+from relmgr.testing.factories import make_plan
 from tests.browser.conftest import FAST, Seeded, expect_page_title
 from tests.browser.stack import Dashboard
-from tests.factories import make_plan
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

@@ -17,9 +17,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from relmgr.auth import add_user
+from relmgr.auth.users import add_user
+from relmgr.testing.ports import free_port
 from tests.browser.stack import StreamlitServer
-from tests.ports import free_port
 
 FOREIGN_ORIGINS = ("http://evil.example", "https://203.0.113.9:8501", "null")
 

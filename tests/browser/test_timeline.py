@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from relmgr.api import create_app
-from relmgr.auth import add_user, load_users, session_epoch
+from relmgr.auth.users import add_user, load_users, session_epoch
 from relmgr.settings import Settings
 from tests.api.conftest import SECRET, claims_for, http_client, sign
 from tests.browser.conftest import Seeded

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from relmgr.messages import DeployOptions
 from relmgr.models import BundlePlan, ClusterPlan, ReleasePlan, WavePlan
+from relmgr.temporal.messages import DeployOptions
 from tests.browser.readme_screenshot import _shrink
 from tests.browser.stack import ROOT, Account, TemporalStack, dashboard, launch_chromium
 

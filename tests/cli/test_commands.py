@@ -12,17 +12,18 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from relmgr import cli, ids
-from relmgr.contract import SA_KIND, SA_STATE
+from relmgr import ids
+from relmgr.cli import main as cli
 from relmgr.errors import AlreadyExistsError, InvalidIdError, TemporalUnavailableError
-from relmgr.messages import DeployOptions, Outcome
 from relmgr.models import EntityState
-from relmgr.seed import DemoRelease, demo_releases, simulated_plan, start_demo
 from relmgr.settings import Settings
-from relmgr.starter import start_release
-from relmgr.worker import build_worker
+from relmgr.temporal.contract import SA_KIND, SA_STATE
+from relmgr.temporal.messages import DeployOptions, Outcome
+from relmgr.temporal.seed import DemoRelease, demo_releases, simulated_plan, start_demo
+from relmgr.temporal.starter import start_release
+from relmgr.temporal.worker import build_worker
+from relmgr.testing.ports import free_port
 from tests.cli.support import REPO_ROOT, relmgr_command, subprocess_env
-from tests.ports import free_port
 
 
 def _address(env: WorkflowEnvironment) -> str:

@@ -11,21 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from relmgr import cli, dev
-from relmgr.auth import load_users, verify_password
-from relmgr.contract import SEARCH_ATTRIBUTES
-from relmgr.dev import datadir
-from relmgr.devserver import dev_server_command
+from relmgr.auth.users import load_users, verify_password
+from relmgr.cli import dev
+from relmgr.cli import main as cli
+from relmgr.cli.dev import datadir
+from relmgr.cli.devserver import dev_server_command
 from relmgr.errors import ConfigError
 from relmgr.settings import Settings
+from relmgr.temporal.contract import SEARCH_ATTRIBUTES
+from relmgr.testing.ports import free_port
 from tests.cli.support import REPO_ROOT, relmgr_command, subprocess_env
-from tests.ports import free_port
 
 
 @pytest.fixture(autouse=True)
 def fast_bcrypt(monkeypatch: pytest.MonkeyPatch) -> None:
     """bcrypt's cheapest cost for the admin user these tests create."""
-    monkeypatch.setattr("relmgr.auth.BCRYPT_ROUNDS", 4)
+    monkeypatch.setattr("relmgr.auth.users.BCRYPT_ROUNDS", 4)
 
 
 @pytest.fixture
@@ -296,7 +297,7 @@ def test_dev_children_write_the_audit_log_in_the_data_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`relmgr dev` points RELMGR_AUDIT_LOG at logs/audit.log, unless the caller set it."""
-    from relmgr.dev.children import child_environment
+    from relmgr.cli.dev.children import child_environment
 
     monkeypatch.delenv("RELMGR_AUDIT_LOG", raising=False)
     data = datadir.prepare_data_dir(tmp_path)
@@ -326,8 +327,8 @@ def test_relmgr_api_in_dev_mode_refuses_a_public_bind(
 
 def test_the_dashboard_of_relmgr_dev_links_to_its_temporal_ui(tmp_path: Path) -> None:
     """`relmgr dev` gives the dashboard RELMGR_TEMPORAL_UI_URL: the embedded server's UI port."""
-    from relmgr.dev.children import child_environment
-    from relmgr.dev.config import DevConfig
+    from relmgr.cli.dev.children import child_environment
+    from relmgr.cli.dev.config import DevConfig
 
     config = DevConfig(data_dir=tmp_path, temporal_ui_port=18233)
     env = child_environment(config, datadir.DataDir(tmp_path), {})

@@ -18,12 +18,12 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from relmgr.contract import SEARCH_ATTRIBUTES
-from relmgr.dev import port_is_free
-from relmgr.messages import Outcome
+from relmgr.cli.dev import port_is_free
 from relmgr.models import EntityState
+from relmgr.temporal.contract import SEARCH_ATTRIBUTES
+from relmgr.temporal.messages import Outcome
+from relmgr.testing.ports import free_port
 from tests.cli.support import REPO_ROOT, relmgr_command, subprocess_env
-from tests.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

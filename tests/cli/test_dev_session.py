@@ -16,9 +16,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from relmgr import dev
-from relmgr.seed import demo_releases
-from tests.ports import free_port
+from relmgr.cli import dev
+from relmgr.temporal.seed import demo_releases
+from relmgr.testing.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,8 +33,8 @@ def quiet_logs(monkeypatch: pytest.MonkeyPatch) -> None:
         yield
 
     # Patched where DevSession looks it up.
-    monkeypatch.setattr("relmgr.dev.session.logs_to_file", unchanged)
-    monkeypatch.setattr("relmgr.auth.BCRYPT_ROUNDS", 4)
+    monkeypatch.setattr("relmgr.cli.dev.session.logs_to_file", unchanged)
+    monkeypatch.setattr("relmgr.auth.users.BCRYPT_ROUNDS", 4)
 
 
 async def _until(out: io.StringIO, text: str, task: asyncio.Task[None], within: float = 60) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from relmgr import cli, seed
+from relmgr.cli import main as cli
 from relmgr.errors import ConfigError
-from relmgr.messages import OnFailure
 from relmgr.settings import Settings
+from relmgr.temporal import seed
+from relmgr.temporal.messages import OnFailure
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from relmgr import cli
-from relmgr.auth import load_users, revoke_sessions, session_epoch, verify_password
+from relmgr.auth.users import load_users, revoke_sessions, session_epoch, verify_password
+from relmgr.cli import main as cli
 from relmgr.errors import ConfigError
 from tests.cli.support import REPO_ROOT, relmgr_command, subprocess_env
 
@@ -20,7 +20,7 @@ PASSWORD = "correct-horse-battery"
 @pytest.fixture(autouse=True)
 def fast_bcrypt(monkeypatch: pytest.MonkeyPatch) -> None:
     """bcrypt's cheapest cost: these tests are about the command, not about the hash's cost."""
-    monkeypatch.setattr("relmgr.auth.BCRYPT_ROUNDS", 4)
+    monkeypatch.setattr("relmgr.auth.users.BCRYPT_ROUNDS", 4)
 
 
 def _add(monkeypatch: pytest.MonkeyPatch, stdin: str, *args: str, username: str = "alice") -> int:
@@ -222,7 +222,7 @@ def test_a_failed_write_leaves_the_old_file_whole(
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("relmgr.auth.yaml.safe_dump", disk_full)
+    monkeypatch.setattr("relmgr.auth.users.yaml.safe_dump", disk_full)
     with pytest.raises(ConfigError, match=f"users file {users_file} cannot be written: No space"):
         revoke_sessions(users_file, "alice")
     assert users_file.read_bytes() == content

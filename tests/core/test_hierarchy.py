@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from relmgr.hierarchy import build_hierarchy, plan_children
 from relmgr.models import Entity, EntityKind, EntityState, StateCounts
-from tests.factories import T0, make_hierarchy, make_plan
+from relmgr.testing.factories import T0, make_hierarchy, make_plan
 
 R = "rel-tree"
 B1 = f"{R}.wave-1.cluster-c1.bundle-core"

@@ -19,7 +19,7 @@ from relmgr.models import (
     entity_count,
     walk,
 )
-from tests.factories import T0, make_hierarchy, make_plan
+from relmgr.testing.factories import T0, make_hierarchy, make_plan
 
 
 def test_terminal_and_attention_states() -> None:

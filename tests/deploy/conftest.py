@@ -15,8 +15,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from relmgr.auth import add_user
-from relmgr.messages import DeployOptions
+from relmgr.auth.users import add_user
+from relmgr.temporal.messages import DeployOptions
+from relmgr.testing.factories import make_plan
 from tests.browser.conftest import LOAD_TIMEOUT_MS
 from tests.browser.stack import (
     CHROMIUM,
@@ -26,7 +27,6 @@ from tests.browser.stack import (
     TemporalStack,
     launch_chromium,
 )
-from tests.factories import make_plan
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import stop_process
+from relmgr.testing.processes import stop_process
 
 NGINX = Path("/usr/sbin/nginx")
 

@@ -22,16 +22,16 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
-from relmgr.cli import build_parser
-from relmgr.messages import DeployOptions
+from relmgr.cli.main import build_parser
+from relmgr.temporal.messages import DeployOptions
+from relmgr.testing.factories import make_plan
+from relmgr.testing.ports import free_port
+from relmgr.testing.processes import stop_process
 from tests.browser.conftest import LOAD_TIMEOUT_MS, expect_page_title
 from tests.browser.stack import COOKIE_NAME
 from tests.deploy.certs import Authority
 from tests.deploy.conftest import Backend, wait_until_healthy
 from tests.deploy.nginx import main_config, running_nginx
-from tests.factories import make_plan
-from tests.ports import free_port
-from tests.processes import stop_process
 
 pytestmark = pytest.mark.integration  # real nginx, Streamlit and Temporal; systemd-analyze
 

@@ -21,12 +21,12 @@ from temporalio.testing import WorkflowEnvironment
 from relmgr.api import create_app
 from relmgr.errors import TemporalUnavailableError
 from relmgr.settings import Settings
-from relmgr.temporal_client import connect
+from relmgr.temporal.client import connect
+from relmgr.testing.ports import free_port
+from relmgr.testing.processes import stop_process
 from tests.api.served import write_users
 from tests.deploy.certs import Authority, Pair
 from tests.deploy.nginx import main_config, require_nginx, running_nginx
-from tests.ports import free_port
-from tests.processes import stop_process
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
+from relmgr.testing.ports import free_port
+from relmgr.testing.processes import stop_process
 from tests.browser.conftest import LOAD_TIMEOUT_MS, expect_page_title, sign_in, wait_for_cookie
 from tests.deploy.conftest import Backend, wait_until_healthy
-from tests.ports import free_port
-from tests.processes import stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -104,10 +104,10 @@ def test_the_installed_relmgr_is_the_virtualenvs_copy(installed: Installed, tmp_
     """Run from elsewhere, `relmgr`, its dashboard and the dashboard `relmgr dev` would start
     all resolve inside the virtualenv."""
     script = (
-        "import relmgr, relmgr.dashboard as d\n"
+        "import relmgr, relmgr.cli.dashboard as d\n"
         "from pathlib import Path\n"
-        "from relmgr.dev.children import ui_command\n"
-        "from relmgr.dev.config import DevConfig\n"
+        "from relmgr.cli.dev.children import ui_command\n"
+        "from relmgr.cli.dev.config import DevConfig\n"
         "print(relmgr.__file__)\n"
         "print(d.require_dashboard().entry_point)\n"
         "print(ui_command(DevConfig(data_dir=Path('x')), d.require_dashboard())[4])\n"

@@ -9,13 +9,13 @@ import pytest
 
 from relmgr.errors import NotFoundError, TemporalUnavailableError
 from relmgr.models import EntityState, ReleaseHierarchy, ReleaseQuery
-from relmgr.reader.cache import CachePolicy, SnapshotCache
 from relmgr.reader.coalescer import Coalescer
 from relmgr.reader.queries import format_time
+from relmgr.reader.refresher import CachePolicy, SnapshotCache
 from relmgr.reader.rows import row_from_info
 from relmgr.reader.snapshots import merge_row
-from tests.factories import make_plan
-from tests.reader.fakes import (
+from relmgr.testing.factories import make_plan
+from relmgr.testing.fakes import (
     DOWN,
     T0,
     FakeClock,

@@ -9,9 +9,9 @@ import pytest
 
 from relmgr.errors import ReadTimeoutError, TemporalUnavailableError
 from relmgr.models import ReleaseHierarchy, ReleaseQuery
-from relmgr.reader.cache import CachePolicy, SnapshotCache
+from relmgr.reader.refresher import CachePolicy, SnapshotCache
 from relmgr.settings import Settings
-from tests.reader.fakes import FakeClock, FakeVisibility, cache_over
+from relmgr.testing.fakes import FakeClock, FakeVisibility, cache_over
 
 POLICY = CachePolicy(refresh_seconds=1.5, cold_load_concurrency=2)
 RELEASES = tuple(f"rel-r{number}" for number in range(1, 6))

@@ -14,23 +14,23 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from relmgr.contract import SA_LAST_CHANGE, SA_STATE
 from relmgr.errors import (
     InvalidIdError,
     LiveStateUnavailableError,
     NotFoundError,
     TemporalUnavailableError,
 )
-from relmgr.messages import DeployOptions
 from relmgr.models import EntityState, ReleaseHierarchy, ReleaseQuery
 from relmgr.reader import TemporalReader, create_reader
 from relmgr.settings import Settings
-from relmgr.starter import start_release
-from relmgr.worker import build_worker
-from tests.factories import make_plan
-from tests.reader.contract_stub import ContractStubWorkflow, StubChange, StubFinish, start_stub
-from tests.reader.devserver_process import DevServerProcess
-from tests.reader.fakes import entity_ids_of
+from relmgr.temporal.contract import SA_LAST_CHANGE, SA_STATE
+from relmgr.temporal.messages import DeployOptions
+from relmgr.temporal.starter import start_release
+from relmgr.temporal.worker import build_worker
+from relmgr.testing.contract_stub import ContractStubWorkflow, StubChange, StubFinish, start_stub
+from relmgr.testing.devserver_process import DevServerProcess
+from relmgr.testing.factories import make_plan
+from relmgr.testing.fakes import entity_ids_of
 
 pytestmark = pytest.mark.integration
 

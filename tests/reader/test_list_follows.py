@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from relmgr.contract import EntityMemo
 from relmgr.models import EntityState, ReleaseQuery, StateCounts
-from relmgr.reader.cache import CachePolicy, SnapshotCache
 from relmgr.reader.listing import summary_of
-from tests.factories import make_plan
-from tests.reader.fakes import T0, FakeClock, FakeVisibility, Status, workflow_info
+from relmgr.reader.refresher import CachePolicy, SnapshotCache
+from relmgr.temporal.contract import EntityMemo
+from relmgr.testing.factories import make_plan
+from relmgr.testing.fakes import T0, FakeClock, FakeVisibility, Status, workflow_info
 
 POLICY = CachePolicy(
     refresh_seconds=1.5, delta_window_seconds=10, resync_seconds=300, watch_ttl_seconds=60

@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from relmgr.messages import DeployOptions
 from relmgr.models import EntityState, ReleaseQuery, StateCounts
 from relmgr.reader import TemporalReader
 from relmgr.settings import Settings
-from relmgr.starter import start_release
-from relmgr.worker import build_worker
-from tests.factories import make_plan
+from relmgr.temporal.messages import DeployOptions
+from relmgr.temporal.starter import start_release
+from relmgr.temporal.worker import build_worker
+from relmgr.testing.factories import make_plan
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from relmgr.models import ReleaseQuery, ReleaseSort
-from relmgr.reader.fake import FakeReader
 from relmgr.reader.matching import MAX_EXPORT_ROWS, matching_releases
-from tests.factories import T0, make_hierarchy
-from tests.reader.fakes import ShiftingReader
+from relmgr.testing.factories import T0, make_hierarchy
+from relmgr.testing.fake_reader import FakeReader
+from relmgr.testing.fakes import ShiftingReader
 
 
 def _fake(count: int) -> FakeReader:

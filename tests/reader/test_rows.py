@@ -8,13 +8,13 @@ import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 
-from relmgr.contract import MEMO_DETAIL, EntityMemo
 from relmgr.errors import InvalidIdError
 from relmgr.models import EntityKind, EntityState, StateCounts
 from relmgr.reader.queries import delta_query, format_time, release_list_query, release_query
 from relmgr.reader.rows import row_from_info, summary_of_row
-from tests.factories import make_plan
-from tests.reader.fakes import T0, Status, workflow_info
+from relmgr.temporal.contract import MEMO_DETAIL, EntityMemo
+from relmgr.testing.factories import make_plan
+from relmgr.testing.fakes import T0, Status, workflow_info
 
 APP = "rel-one.wave-1.cluster-c1.bundle-core.app-a1"
 LATER = T0 + timedelta(minutes=3)

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 
-from relmgr.contract import EntityMemo
 from relmgr.errors import (
     InvalidIdError,
     LiveStateUnavailableError,
@@ -23,8 +22,9 @@ from relmgr.models import (
 )
 from relmgr.reader import FakeReader, ReleaseReader, TemporalReader
 from relmgr.settings import Settings
-from tests.factories import make_plan
-from tests.reader.fakes import DOWN, T0, FakeClock, FakeVisibility, Status, workflow_info
+from relmgr.temporal.contract import EntityMemo
+from relmgr.testing.factories import make_plan
+from relmgr.testing.fakes import DOWN, T0, FakeClock, FakeVisibility, Status, workflow_info
 
 CLUSTER = "rel-one.wave-1.cluster-c1"
 BUNDLE = f"{CLUSTER}.bundle-core"

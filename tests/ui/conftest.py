@@ -12,15 +12,15 @@ import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from relmgr.auth import add_user, load_users
+from relmgr.auth.store import shared_store
+from relmgr.auth.users import add_user, load_users
 from relmgr.models import EntityState, ReleaseHierarchy
-from relmgr.reader.base import ReleaseReader
-from relmgr.reader.fake import FakeReader
+from relmgr.reader.protocol import ReleaseReader
 from relmgr.settings import Settings, get_settings
+from relmgr.testing.factories import make_hierarchy
+from relmgr.testing.fake_reader import FakeReader
 from relmgr.ui import runtime
 from relmgr.ui.login import SESSION_KEY, SessionRecord, login_limiter
-from relmgr.users_store import shared_store
-from tests.factories import make_hierarchy
 
 APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
 USERNAME = "alice"

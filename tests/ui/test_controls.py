@@ -11,13 +11,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from relmgr.errors import ConflictError
-from relmgr.messages import ApproveRequest, ControlRequest, ControlResult
 from relmgr.models import Control, ControlRecord, EntityState, ReleaseSummary
-from relmgr.reader.fake import FakeReader
 from relmgr.settings import Settings
+from relmgr.temporal.messages import ApproveRequest, ControlRequest, ControlResult
+from relmgr.testing.factories import T0, make_hierarchy
+from relmgr.testing.fake_reader import FakeReader
 from relmgr.ui import controls
 from relmgr.ui.present import md_escape
-from tests.factories import T0, make_hierarchy
 from tests.ui.conftest import OPERATOR, open_page, sign_in
 
 GATED = "rel-gate"

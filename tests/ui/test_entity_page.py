@@ -8,7 +8,7 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from relmgr.reader.fake import FakeReader
+from relmgr.testing.fake_reader import FakeReader
 from relmgr.ui.links import NAVIGATING_TO
 from tests.ui.conftest import FAILED_APP, open_page
 

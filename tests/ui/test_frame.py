@@ -10,7 +10,7 @@ import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from relmgr.reader.fake import FakeReader
+from relmgr.testing.fake_reader import FakeReader
 from relmgr.ui import frame
 from tests.ui.conftest import APP, NAME, sign_in
 from tests.ui.test_login import only_the_login_form

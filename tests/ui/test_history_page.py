@@ -8,13 +8,13 @@ from datetime import date
 
 from streamlit.testing.v1 import AppTest
 
-from relmgr.history import history_rows
 from relmgr.models import EntityState, ReleaseHierarchy
-from relmgr.reader.fake import FakeReader
+from relmgr.progress.history import history_rows
 from relmgr.reader.listing import summary_of
+from relmgr.testing.factories import make_hierarchy
+from relmgr.testing.fake_reader import FakeReader
 from relmgr.ui.history_view import CSV_KEY, RANGE_KEY, SLOWEST_KEY, STATES_KEY, rows_csv
 from tests.api.test_timeline import finished_same_shape
-from tests.factories import make_hierarchy
 from tests.ui.conftest import demo_tree, open_page
 
 

@@ -19,11 +19,11 @@ import pytest
 from streamlit.runtime.context import ContextProxy, StreamlitCookies, StreamlitHeaders
 from streamlit.testing.v1 import AppTest
 
-from relmgr import auth
-from relmgr.auth import load_users, remove_user, revoke_sessions, session_epoch, write_users
-from relmgr.reader.fake import FakeReader
-from relmgr.sessions import new_jti
+from relmgr.auth import users as auth
+from relmgr.auth.sessions import new_jti
+from relmgr.auth.users import load_users, remove_user, revoke_sessions, session_epoch, write_users
 from relmgr.settings import get_settings
+from relmgr.testing.fake_reader import FakeReader
 from relmgr.ui.login import (
     SESSION_ENDED,
     TOO_MANY_FAILURES,
@@ -502,9 +502,9 @@ def test_an_unusable_revoked_sessions_file_refuses_cookies_but_not_passwords(
     """A corrupt file is logged by name; cookies get the form, the password still signs in."""
     revoked_file().write_text("{not json", encoding="utf-8")
     browser_sends(monkeypatch, {COOKIE_NAME: signed_cookie()})
-    with caplog.at_level(logging.WARNING, logger="relmgr.sessions"):
+    with caplog.at_level(logging.WARNING, logger="relmgr.auth.sessions"):
         only_the_login_form(new_app().run())
-    warnings = {r.getMessage() for r in caplog.records if r.name == "relmgr.sessions"}
+    warnings = {r.getMessage() for r in caplog.records if r.name == "relmgr.auth.sessions"}
     assert [w.split(" is not a ")[0] for w in warnings] == [
         f"revoked sessions file {revoked_file()}"
     ]
@@ -518,7 +518,7 @@ def test_an_unusable_revoked_sessions_file_refuses_cookies_but_not_passwords(
 
 
 def count_password_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Record the hash of every bcrypt check relmgr.auth makes."""
+    """Record the hash of every bcrypt check relmgr.auth.users makes."""
     checked: list[bytes] = []
     original = bcrypt.checkpw
 

@@ -8,8 +8,8 @@ from datetime import UTC
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from relmgr.reader.fake import FakeReader
 from relmgr.settings import get_settings
+from relmgr.testing.fake_reader import FakeReader
 from relmgr.ui.refresh import PAUSED
 
 RUN_EVERY = "relmgr-run-every"

@@ -15,10 +15,10 @@ from streamlit.testing.v1.element_tree import Dataframe
 
 from relmgr.errors import TemporalUnavailableError
 from relmgr.models import EntityState
-from relmgr.reader.fake import FakeReader
+from relmgr.testing.factories import make_hierarchy
+from relmgr.testing.fake_reader import FakeReader
 from relmgr.ui import runtime
 from relmgr.ui.release_tree import OPEN_KEY, current_hierarchy_csv, hierarchy_csv_of, tree_key
-from tests.factories import make_hierarchy
 from tests.ui.conftest import APP, FAILED_APP, RETRYING_APP, demo_tree, open_page, sign_in
 
 PAGE = "pages/release.py"

@@ -12,11 +12,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from relmgr.models import EntityState, ReleaseQuery
-from relmgr.reader.fake import FakeReader
+from relmgr.testing.factories import T0, make_hierarchy
+from relmgr.testing.fake_reader import FakeReader
 from relmgr.ui import runtime
 from relmgr.ui.links import NAVIGATING_TO
 from relmgr.ui.release_list import ListControls, build_query, matching_releases, releases_csv_of
-from tests.factories import T0, make_hierarchy
 
 STATE_TILES = [
     "All releases",

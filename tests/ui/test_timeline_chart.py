@@ -10,8 +10,9 @@ from typing import Any
 import pyarrow as pa
 from streamlit.testing.v1 import AppTest
 
-from relmgr.reader.fake import FakeReader
-from relmgr.timeline import build_timeline
+from relmgr.progress.timeline import build_timeline
+from relmgr.testing.factories import make_hierarchy
+from relmgr.testing.fake_reader import FakeReader
 from relmgr.ui.timeline_chart import (
     ACTUAL,
     ESTIMATE,
@@ -20,8 +21,7 @@ from relmgr.ui.timeline_chart import (
     header_text,
     pages_of,
 )
-from tests.core.test_timeline import NOW, T0, running_release, timed_tree
-from tests.factories import make_hierarchy
+from tests.progress.test_timeline import NOW, T0, running_release, timed_tree
 from tests.ui.conftest import open_page
 
 PAGE = "pages/release.py"

@@ -37,11 +37,14 @@ from relmgr.api.schemas import (
     CancelActionRequest,
     ReleaseAction,
 )
-from relmgr.auth import USERNAME_PATTERN, User
-from relmgr.authz import Permission, authorize, role_of
+from relmgr.auth.roles import Permission, authorize, role_of
+from relmgr.auth.users import USERNAME_PATTERN, User
+from relmgr.control.trail import ControlAttempt
 from relmgr.errors import InvalidIdError, RelmgrError, TemporalUnavailableError
 from relmgr.ids import MAX_ID_LENGTH
-from relmgr.messages import (
+from relmgr.models import Control, EntityKind, ReleaseQuery, ReleaseSummary
+from relmgr.reader.matching import matching_releases
+from relmgr.temporal.messages import (
     ApproveRequest,
     CancelRequest,
     ControlRequest,
@@ -49,9 +52,6 @@ from relmgr.messages import (
     ResumeRequest,
     RetryRequest,
 )
-from relmgr.models import Control, EntityKind, ReleaseQuery, ReleaseSummary
-from relmgr.reader.matching import matching_releases
-from relmgr.trail import ControlAttempt
 
 router = APIRouter(tags=["controls"])
 

@@ -34,7 +34,7 @@ from relmgr.api.params import (
 )
 from relmgr.api.reads import within_budget
 from relmgr.api.schemas import ReleaseItem, ReleaseListResponse, SortOrder
-from relmgr.auth import User
+from relmgr.auth.users import User
 from relmgr.export import hierarchy_csv, releases_csv
 from relmgr.models import (
     MAX_PAGE_SIZE,
@@ -43,8 +43,8 @@ from relmgr.models import (
     ReleaseQuery,
     ReleaseSort,
 )
+from relmgr.progress.timeline import HISTORY_QUERY, ReleaseTimeline, build_timeline
 from relmgr.reader.matching import MAX_EXPORT_ROWS, matching_releases
-from relmgr.timeline import HISTORY_QUERY, ReleaseTimeline, build_timeline
 
 router = APIRouter(prefix="/api/releases", tags=["releases"])
 

@@ -1,0 +1,1 @@
+"""Who may do what: the users file, sessions and their revocation, login throttles, roles."""

@@ -1,0 +1,1 @@
+"""The `relmgr` command: its subcommands, `relmgr dev` and the embedded dev server."""

@@ -1,0 +1,1 @@
+"""Everything that talks to Temporal: contract, client, reference workflows, worker, simulator."""

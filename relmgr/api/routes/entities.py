@@ -20,7 +20,7 @@ from relmgr.api.errors import (
     UNAUTHORIZED_DOC,
     UNAVAILABLE_DOC,
 )
-from relmgr.api.params import EntityIdParam, IfNoneMatchHeader
+from relmgr.api.params import AcceptEncodingHeader, EntityIdParam, IfNoneMatchHeader
 from relmgr.api.reads import within_budget
 from relmgr.models import EntityDetail
 
@@ -52,6 +52,7 @@ async def get_entity(
     user: CurrentUser,
     state: StateDep,
     reader: ReaderDep,
+    accept_encoding: AcceptEncodingHeader = None,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
     """The entity fresh from Temporal; its ID alone tells its kind, release and parent."""
@@ -63,4 +64,5 @@ async def get_entity(
         etag=weak_etag("e-" + digest(body)),
         if_none_match=if_none_match,
         max_age=state.max_age,
+        accept_encoding=accept_encoding,
     )

@@ -90,8 +90,8 @@ class CachePolicy:
     watch_ttl_seconds: float = 60.0
     cold_load_concurrency: int = 2
     # Trees of releases whose watch lapsed, kept (newest lapse last) so that a cold load that
-    # outruns a reader's budget can be answered from the last one, marked stale. A 12,011-entity
-    # tree holds ~14 MB (docs/SCALING.md), so only a few.
+    # outruns a reader's budget can be answered from the last one, marked stale. A snapshot of a
+    # 12,011-entity release holds ~40 MB with its rows (docs/SCALING.md), so only a few trees.
     lapsed_trees_kept: int = 4
     # Follow the running releases of a watched list (exact counts). Off only to measure the old
     # behaviour (memo counts, which lag) in `bench/list_counts.py`.

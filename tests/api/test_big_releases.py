@@ -19,8 +19,11 @@ from relmgr.api.caching import GZIP_MIN_BYTES, SnapshotCache, accepts_gzip
 from relmgr.api.routes import releases as release_routes
 from relmgr.models import ReleaseHierarchy
 from relmgr.reader.fake import FakeReader
+from relmgr.reader.temporal import TemporalReader
+from relmgr.settings import Settings
 from tests.api.conftest import demo_trees, http_client
-from tests.factories import make_hierarchy
+from tests.factories import T0, make_hierarchy, make_plan
+from tests.reader.fakes import FakeClock, FakeVisibility
 
 BIG = make_hierarchy("big", waves=3, clusters=8, apps=6)
 BIG_URL = "/api/releases/rel-big/hierarchy"
@@ -259,3 +262,38 @@ async def test_a_cold_read_past_the_budget_without_a_kept_tree_is_still_503(
     assert response.status_code == 503
     assert "x-relmgr-stale" not in response.headers
     assert "0.05 s" in response.json()["error"]["message"]
+
+
+@pytest.mark.usefixtures("short_budget")
+async def test_a_lapsed_release_is_answered_stale_through_the_real_reader_then_fresh(
+    app_for: Callable[..., FastAPI], auth: dict[str, str]
+) -> None:
+    """Over the fake visibility: a release read, then not read for the watch TTL, lapses; its
+    next cold load hangs past the budget, so the kept tree answers (stale, with its age); once
+    the load finishes the fresh tree answers, not stale."""
+    source = FakeVisibility()
+    source.add_release("rel-big", make_plan(waves=2, clusters=3, apps=2))
+    clock = FakeClock(T0 + timedelta(minutes=5))
+    reader = TemporalReader(source, Settings(), clock=clock)
+    async with http_client(app_for(reader_=reader)) as api:
+        first = await api.get(BIG_URL, headers=auth)
+        assert (first.status_code, "x-relmgr-stale" in first.headers) == (200, False)
+        clock.advance(61)
+        await reader.cache.refresh_once()
+        assert reader.cache.watched_releases() == []
+        source.gate = asyncio.Event()
+        stale = await api.get(BIG_URL, headers=auth)
+        assert stale.status_code == 200
+        assert stale.headers["x-relmgr-stale"] == "true"
+        read_at = datetime.fromisoformat(stale.json()["read_at"])
+        assert read_at == datetime.fromisoformat(first.json()["read_at"])
+        age = (datetime.now(UTC) - read_at).total_seconds()
+        assert abs(int(stale.headers["age"]) - age) < 5
+        assert stale.json()["release"] == first.json()["release"]
+        source.gate.set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        fresh = await api.get(BIG_URL, headers=auth)
+    assert (fresh.status_code, "x-relmgr-stale" in fresh.headers) == (200, False)
+    assert datetime.fromisoformat(fresh.json()["read_at"]) == clock.now()
+    await reader.aclose()

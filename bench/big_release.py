@@ -99,7 +99,7 @@ def _hey(url: str, token: str, seconds: int, *headers: str) -> dict[str, Any]:
         "p50_ms": percentiles.get(50),
         "p95_ms": percentiles.get(95),
         "p99_ms": percentiles.get(99),
-        "requests_per_s": float(rate.group(1)) if rate else None,
+        "requests_per_s": round(float(rate.group(1)), 1) if rate else None,
         "statuses": {code: int(n) for code, n in _STATUS.findall(out)},
         "load_average": [began_load, load_average()],
     }

@@ -16,7 +16,6 @@ from fastapi import FastAPI
 
 from relmgr.api import reads
 from relmgr.api.caching import GZIP_MIN_BYTES, SnapshotCache, accepts_gzip
-from relmgr.api.routes import releases as release_routes
 from relmgr.models import ReleaseHierarchy
 from relmgr.reader.fake import FakeReader
 from relmgr.reader.temporal import TemporalReader
@@ -28,6 +27,7 @@ from tests.reader.fakes import FakeClock, FakeVisibility
 BIG = make_hierarchy("big", waves=3, clusters=8, apps=6)
 BIG_URL = "/api/releases/rel-big/hierarchy"
 GZIP = {"Accept-Encoding": "gzip"}
+WITHIN_BUDGET = reads.within_budget
 READ_AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 IDENTITY = {"Accept-Encoding": "identity"}
 
@@ -231,7 +231,7 @@ class LapsedReader(FakeReader):
 @pytest.fixture
 def short_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """A 50 ms read budget instead of 1.8 s, so a hung read times out quickly."""
-    monkeypatch.setattr(release_routes, "within_budget", partial(reads.within_budget, seconds=0.05))
+    monkeypatch.setattr(reads, "within_budget", partial(WITHIN_BUDGET, seconds=0.05))
 
 
 @pytest.mark.usefixtures("short_budget")
@@ -297,3 +297,69 @@ async def test_a_lapsed_release_is_answered_stale_through_the_real_reader_then_f
     assert (fresh.status_code, "x-relmgr-stale" in fresh.headers) == (200, False)
     assert datetime.fromisoformat(fresh.json()["read_at"]) == clock.now()
     await reader.aclose()
+
+
+WAVE_2 = "rel-big.wave-2"
+
+
+async def test_an_entity_subtree_is_that_node_of_the_release_tree(
+    api: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """`GET /api/entities/{wave}/hierarchy`: the wave as in the whole tree, with its release,
+    revision and read_at; a cluster's subtree is its bundle and apps."""
+    response = await api.get(f"/api/entities/{WAVE_2}/hierarchy", headers=auth)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["node"] == BIG.release.waves[1].model_dump(mode="json")
+    assert (body["release_id"], body["revision"]) == ("rel-big", BIG.revision)
+    assert datetime.fromisoformat(body["read_at"]) == READ_AT
+    cluster = BIG.release.waves[1].clusters[3]
+    one = (await api.get(f"/api/entities/{cluster.id}/hierarchy", headers=auth)).json()
+    assert one["node"] == cluster.model_dump(mode="json")
+    assert len(one["node"]["bundle"]["apps"]) == 6
+
+
+async def test_an_entity_subtree_is_cached_gzipped_and_revalidated(
+    app: FastAPI, api: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """A wave of the big tree (over 8 KiB) is gzipped once over polls; its ETag gives a 304."""
+    url = f"/api/entities/{WAVE_2}/hierarchy"
+    plain = await raw(api, url, {**auth, **IDENTITY})
+    for _ in range(3):
+        packed = await raw(api, url, {**auth, **GZIP})
+    assert gzip.decompress(packed.content) == plain.content
+    assert cache_of(app).compressions == 1
+    again = await api.get(url, headers={**auth, "If-None-Match": packed.headers["etag"]})
+    assert again.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("entity_id", "status", "code"),
+    [
+        ("rel-big.wave-9", 404, "not_found"),
+        ("rel-nope.wave-1", 404, "not_found"),
+        ("rel-big.wave-x", 422, "invalid_id"),
+        ("not an id", 422, "invalid_id"),
+    ],
+)
+async def test_an_unknown_or_malformed_subtree_id_is_refused(
+    api: httpx.AsyncClient, auth: dict[str, str], entity_id: str, status: int, code: str
+) -> None:
+    """An entity its release does not have, or an unknown release: 404; a malformed ID: 422."""
+    response = await api.get(f"/api/entities/{entity_id}/hierarchy", headers=auth)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+
+
+@pytest.mark.usefixtures("short_budget")
+async def test_an_entity_subtree_is_answered_stale_from_the_kept_tree(
+    app_for: Callable[..., FastAPI], auth: dict[str, str]
+) -> None:
+    """The subtree of a kept tree when the cold read outruns the budget, marked stale."""
+    kept = BIG.model_copy(update={"read_at": datetime.now(UTC) - timedelta(seconds=30)})
+    async with http_client(app_for(reader_=LapsedReader(kept))) as api:
+        response = await api.get(f"/api/entities/{WAVE_2}/hierarchy", headers=auth)
+    assert response.status_code == 200
+    assert response.headers["x-relmgr-stale"] == "true"
+    assert 30 <= int(response.headers["age"]) <= 35
+    assert response.json()["node"]["id"] == WAVE_2

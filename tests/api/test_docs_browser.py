@@ -41,8 +41,8 @@ def test_docs_render_offline_and_authorize(tmp_path: Path) -> None:
             )
             page.goto(f"{base_url}/docs")
             page.wait_for_selector(".opblock", timeout=15_000)
-            # 10 reads, probes, login and logout; 4 release controls, retry; the audit trail
-            assert page.locator(".opblock").count() == 16
+            # 11 reads, probes, login and logout; 4 release controls, retry; the audit trail
+            assert page.locator(".opblock").count() == 17
             assert page.locator(".info .title").first.inner_text().startswith("relmgr API")
 
             page.click("button.authorize")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -36,10 +35,9 @@ from relmgr.api.params import (
     SearchParam,
     wants_csv,
 )
-from relmgr.api.reads import within_budget
+from relmgr.api.reads import hierarchy_revision, stale_headers, tree_or_stale, within_budget
 from relmgr.api.schemas import ReleaseItem, ReleaseListResponse, SortOrder
 from relmgr.auth import User
-from relmgr.errors import ReadTimeoutError
 from relmgr.export import hierarchy_csv, releases_csv
 from relmgr.models import (
     MAX_PAGE_SIZE,
@@ -49,7 +47,6 @@ from relmgr.models import (
     ReleaseQuery,
     ReleaseSort,
 )
-from relmgr.reader.base import KeepsLapsedTrees, ReleaseReader
 from relmgr.reader.matching import MAX_EXPORT_ROWS, matching_releases
 from relmgr.timeline import HISTORY_QUERY, ReleaseTimeline, build_timeline
 
@@ -58,9 +55,6 @@ router = APIRouter(prefix="/api/releases", tags=["releases"])
 MAX_PAGE = 1_000_000
 # Set on a release CSV cut at the export cap, to the cap (the rows are the first that many).
 TRUNCATED_HEADER = "X-Relmgr-Export-Truncated-At"
-# Set to "true" on a tree answered from the last snapshot because a fresh read outran the budget;
-# `Age` then says how many seconds old it is.
-STALE_HEADER = "X-Relmgr-Stale"
 
 _ETAG_HEADER = {
     "ETag": {
@@ -225,10 +219,6 @@ async def get_release(
     )
 
 
-def _hierarchy_revision(tree: ReleaseHierarchy) -> str:
-    return tree.revision or digest(dump_without_read_at(tree))
-
-
 def cut_to_depth(tree: ReleaseHierarchy, depth: int) -> ReleaseHierarchy:
     """The tree down to `depth` (see `DepthParam`); roll-ups stay, so counts are whole."""
     if depth >= MAX_HIERARCHY_DEPTH:
@@ -251,25 +241,8 @@ def cut_to_depth(tree: ReleaseHierarchy, depth: int) -> ReleaseHierarchy:
     return tree.model_copy(update={"release": tree.release.model_copy(update={"waves": waves})})
 
 
-async def _tree_or_stale(reader: ReleaseReader, release_id: str) -> tuple[ReleaseHierarchy, int]:
-    """The tree, or (if reading it outran the budget) the last one kept of it and its age in
-    seconds; -1 for a fresh tree. Without a kept tree the timeout stands (503)."""
-    try:
-        return await within_budget(reader.get_release_hierarchy(release_id)), -1
-    except ReadTimeoutError:
-        kept = (
-            reader.previous_hierarchy(release_id) if isinstance(reader, KeepsLapsedTrees) else None
-        )
-        if kept is None:
-            raise
-        # The cold load goes on (it is shielded from readers giving up), so a later request
-        # gets the fresh tree.
-        age = (datetime.now(UTC) - kept.read_at).total_seconds()
-        return kept, max(0, round(age))
-
-
-_STALE_DOC = {
-    STALE_HEADER: {
+STALE_DOC = {
+    "X-Relmgr-Stale": {
         "description": (
             "`true` when a fresh read outran the API's 1.8 s budget and the tree is the last "
             "one kept of this release; `Age` then gives its age in seconds (and `read_at` says "
@@ -298,7 +271,7 @@ _STALE_DOC = {
                 "The tree (JSON), or one CSV row per entity, depth first; with `?depth=1` only "
                 "the release and its waves, `?depth=2` down to the clusters."
             ),
-            "headers": {**_ETAG_HEADER, **_STALE_DOC},
+            "headers": {**_ETAG_HEADER, **STALE_DOC},
             "content": {
                 "application/json": {
                     "examples": {
@@ -335,11 +308,11 @@ async def get_release_hierarchy(
     started yet show as PENDING. Bodies of 8 KiB or more are gzip-compressed for clients that
     accept it (compressed once per revision of the tree)."""
     ids.validate_release_id(release_id)
-    whole, stale_age = await _tree_or_stale(reader, release_id)
+    whole, stale_age = await tree_or_stale(reader, release_id)
     tree = cut_to_depth(whole, depth)
-    revision = _hierarchy_revision(whole)
+    revision = hierarchy_revision(whole)
     depth_tag = "" if depth == MAX_HIERARCHY_DEPTH else f"{depth}"
-    stale = {} if stale_age < 0 else {STALE_HEADER: "true", "Age": str(stale_age)}
+    stale = stale_headers(stale_age)
     max_age = 0 if stale else state.max_age
     if wants_csv(format_, accept):
         etag = weak_etag(f"hc{depth_tag}-" + revision)

@@ -6,8 +6,8 @@ cached bytes and appended per response, so the body still says when the data was
 weak ETag stays stable as long as nothing the client cares about changed.
 
 Bodies of `GZIP_MIN_BYTES` or more go out gzip-compressed to clients that accept it, compressed
-once per cached revision: the deflate state after the cached bytes is kept beside them, and each
-response only compresses its short tail (`"read_at": ...}`) on a copy of that state. A 6.4 MB
+once per cached revision: the compressed bytes are kept beside the plain ones, left open, and each
+response only compresses its short tail (`"read_at": ...}`) and appends it. A 6.4 MB
 tree costs one compression per revision, not one per poll.
 """
 
@@ -100,17 +100,23 @@ def gzip_bytes(body: bytes) -> bytes:
 
 
 class _GzipStream:
-    """A gzip stream of some bytes left open, so different tails can finish it cheaply."""
+    """A gzip stream of some bytes left open, so that different tails can finish it cheaply.
+
+    The head is deflated and sync-flushed (byte-aligned, no final block); a tail is deflated by a
+    fresh compressor and its blocks appended, the last one final. A deflate stream is just a run
+    of blocks, so the two make one valid stream, and nothing but the compressed head is kept (no
+    256 KiB compressor state per cached body).
+    """
 
     def __init__(self, head: bytes) -> None:
-        self._deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-        self._out = _GZIP_HEADER + self._deflate.compress(head)
+        deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._out = _GZIP_HEADER + deflate.compress(head) + deflate.flush(zlib.Z_SYNC_FLUSH)
         self._crc = zlib.crc32(head)
         self._size = len(head)
 
     def finish(self, tail: bytes) -> bytes:
-        """The whole gzip member of head + tail; compresses only the tail, on a copy."""
-        deflate = self._deflate.copy()
+        """The whole gzip member of head + tail; compresses only the tail."""
+        deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
         end = deflate.compress(tail) + deflate.flush()
         crc = zlib.crc32(tail, self._crc)
         trailer = struct.pack("<II", crc, (self._size + len(tail)) & 0xFFFFFFFF)

@@ -40,6 +40,7 @@ bench: $(VENV)/.installed
 
 bench-full: $(VENV)/.installed
 	$(BIN)/python -m bench --out docs/PERFORMANCE.md --json docs/performance.json
+	$(BIN)/python -m bench.big_release --markdown docs/PERFORMANCE.md --json docs/big-release.json
 
 bench-quick: $(VENV)/.installed
 	$(BIN)/python -m bench --quick --out bench-out/PERFORMANCE.md --json bench-out/performance.json

@@ -100,3 +100,22 @@ AppIdParam = Annotated[
         examples=["rel-2026-11-payments.wave-1.cluster-eu-1.bundle-core.app-api"],
     ),
 ]
+
+# Read from the request only to choose the encoding; not a documented parameter.
+AcceptEncodingHeader = Annotated[str | None, Header(include_in_schema=False)]
+
+# How far below the release a hierarchy goes; a cluster's one bundle counts as part of it.
+MAX_HIERARCHY_DEPTH = 3
+DepthParam = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_HIERARCHY_DEPTH,
+        description=(
+            "How much of the tree: 1 = the release and its waves, 2 = and their clusters (each "
+            "with its bundle, without apps), 3 = everything (the default). Every node keeps its "
+            "`rollup`, so a cut tree still counts the apps below it."
+        ),
+        examples=[1],
+    ),
+]

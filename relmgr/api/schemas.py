@@ -8,7 +8,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from relmgr.models import Control, EntityState, ReleaseListPage, ReleaseSummary, StateCounts
+from relmgr.models import (
+    App,
+    Bundle,
+    Cluster,
+    Control,
+    EntityState,
+    Release,
+    ReleaseListPage,
+    ReleaseSummary,
+    StateCounts,
+    Wave,
+)
 from relmgr.progress.timeline import duration_seconds
 
 
@@ -331,3 +342,15 @@ class AuditTrail(_Frozen):
     )
 
     items: tuple[AuditEntry, ...]
+
+
+class EntitySubtree(_Frozen):
+    """One entity and everything below it, as in its release's tree (`GET .../hierarchy`)."""
+
+    release_id: str
+    # The release tree's revision: the subtree's ETag changes with it.
+    revision: str
+    node: Release | Wave | Cluster | Bundle | App = Field(
+        description="The entity with its children, roll-ups included; `node.kind` says which."
+    )
+    read_at: datetime

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -71,4 +71,14 @@ class ReleaseReader(Protocol):
 
     async def aclose(self) -> None:
         """Stop background refreshes and release connections."""
+        ...
+
+
+@runtime_checkable
+class KeepsLapsedTrees(Protocol):
+    """A reader that remembers the last tree of a release it stopped watching (optional)."""
+
+    def previous_hierarchy(self, release_id: str) -> ReleaseHierarchy | None:
+        """The last tree read of a release no longer watched, or None; for answering stale
+        when its cold load outruns a budget."""
         ...

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,6 +89,10 @@ class CachePolicy:
     resync_seconds: float = 300.0
     watch_ttl_seconds: float = 60.0
     cold_load_concurrency: int = 2
+    # Trees of releases whose watch lapsed, kept (newest lapse last) so that a cold load that
+    # outruns a reader's budget can be answered from the last one, marked stale. A snapshot of a
+    # 12,011-entity release holds ~40 MB with its rows (docs/SCALING.md), so only a few trees.
+    lapsed_trees_kept: int = 4
     # Follow the running releases of a watched list (exact counts). Off only to measure the old
     # behaviour (memo counts, which lag) in `bench/list_counts.py`.
     follow_running: bool = True
@@ -147,6 +152,7 @@ class SnapshotCache:
         self._loads: Coalescer[Snapshot] = Coalescer(self._clock)
         self._cold_slots = asyncio.Semaphore(self.policy.cold_load_concurrency)
         self._missing: dict[str, float] = {}
+        self._lapsed: OrderedDict[str, ReleaseHierarchy] = OrderedDict()
         # Key -> (monotonic time, error) of the last cold load that failed.
         self._failed_loads: dict[str, tuple[float, TemporalUnavailableError]] = {}
         self._failure: TemporalUnavailableError | None = None
@@ -199,6 +205,13 @@ class SnapshotCache:
         tree = snapshot.tree()
         self._check_fresh(snapshot, tree)
         return tree
+
+    def lapsed_hierarchy(self, release_id: str) -> ReleaseHierarchy | None:
+        """The last tree of a release no longer watched (its `read_at` says how old), or None.
+
+        Not a read: it neither watches the release nor loads anything.
+        """
+        return self._lapsed.get(release_id)
 
     def watched_summary(self, release_id: str) -> ReleaseSummary | None:
         """The summary of a watched release (exact, from its tree), or None if not watched."""
@@ -292,6 +305,7 @@ class SnapshotCache:
         )
         snapshot.rebuild()
         self._missing.pop(release_id, None)
+        self._lapsed.pop(release_id, None)
         self._releases[release_id] = snapshot
         self._list_follows(release_id)
         return snapshot
@@ -344,6 +358,7 @@ class SnapshotCache:
                     last_read_mono=mono,
                     release_id=release_id,
                 )
+                self._lapsed.pop(release_id, None)
                 followed.append(release_id)
         if followed:
             listing.dirty = True
@@ -363,7 +378,7 @@ class SnapshotCache:
             if now - s.last_read_mono > ttl and r not in followed
         ]:
             log.debug("release %s not read for %.0f s: no longer refreshed", release_id, ttl)
-            del self._releases[release_id]
+            self._keep_lapsed(release_id, self._releases.pop(release_id).tree())
             self._list_follows(release_id)
         for release_id in [
             r for r, at in self._missing.items() if now - at >= self.policy.refresh_seconds
@@ -372,6 +387,12 @@ class SnapshotCache:
         failed = self._failed_loads
         for key in [k for k, (at, _) in failed.items() if now - at >= self.policy.refresh_seconds]:
             del failed[key]
+
+    def _keep_lapsed(self, release_id: str, tree: ReleaseHierarchy) -> None:
+        self._lapsed[release_id] = tree
+        self._lapsed.move_to_end(release_id)
+        while len(self._lapsed) > self.policy.lapsed_trees_kept:
+            self._lapsed.popitem(last=False)
 
     def _snapshots(self) -> list[ReleaseSnapshot | ListSnapshot]:
         found: list[ReleaseSnapshot | ListSnapshot] = list(self._releases.values())

@@ -141,6 +141,10 @@ class TemporalReader:
         self._check_open()
         return await self.cache.hierarchy(release_id)
 
+    def previous_hierarchy(self, release_id: str) -> ReleaseHierarchy | None:
+        """The last tree of a release whose watch lapsed, kept for stale answers (or None)."""
+        return self.cache.lapsed_hierarchy(release_id)
+
     async def get_entity(self, entity_id: str) -> EntityDetail:
         """Any entity fresh from `describe()`; children and roll-up from its release's tree."""
         ref = ids.parse_entity_id(entity_id)

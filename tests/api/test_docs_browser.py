@@ -43,7 +43,7 @@ def test_docs_render_offline_and_authorize(tmp_path: Path) -> None:
             page.goto(f"{base_url}/docs")
             page.wait_for_selector(".opblock", timeout=15_000)
             # Every operation of the OpenAPI document (tests/api/test_openapi.py lists them)
-            assert page.locator(".opblock").count() == len(OPERATIONS) == 15
+            assert page.locator(".opblock").count() == len(OPERATIONS) == 16
             assert page.locator(".info .title").first.inner_text().startswith("relmgr API")
 
             page.click("button.authorize")

@@ -90,8 +90,8 @@ def test_every_protected_route_documents_401(app: FastAPI) -> None:
 async def test_every_protected_route_rejects_bad_tokens(app: FastAPI, kind: str) -> None:
     """Missing, expired, `alg: none`, tampered and wrongly signed tokens all get 401 everywhere."""
     protected = [(m, p) for m, p, _ in _operations(app) if (m, p) not in PUBLIC]
-    assert len(protected) == 12  # me, logout, list, release, hierarchy, timeline, entity,
-    # approve, pause, resume, cancel, retry... and the audit trail
+    assert len(protected) == 13  # me, logout, list, release, hierarchy, timeline, entity,
+    # the entity's subtree, approve, pause, resume, cancel, retry... and the audit trail
     async with http_client(app) as api:
         for method, path in protected:
             response = await api.request(

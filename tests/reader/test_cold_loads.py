@@ -134,3 +134,37 @@ def test_the_bound_on_cold_loads_is_a_setting() -> None:
     """RELMGR_COLD_LOAD_CONCURRENCY reaches the cache policy; it defaults to two."""
     assert CachePolicy.from_settings(Settings()).cold_load_concurrency == 2
     assert CachePolicy.from_settings(Settings(cold_load_concurrency=5)).cold_load_concurrency == 5
+
+
+async def test_a_lapsed_watch_keeps_its_last_tree_until_the_release_is_loaded_again() -> None:
+    """A release nobody read for the TTL stops being refreshed but its last tree is kept (with
+    its read_at); while its next cold load hangs, that tree is there; once loaded, it is gone."""
+    cache, source, clock = setup("rel-r1")
+    watched = await cache.hierarchy("rel-r1")
+    assert cache.lapsed_hierarchy("rel-r1") is None  # still watched: nothing lapsed
+    clock.advance(61)
+    await cache.refresh_once()
+    assert cache.watched_releases() == []
+    assert cache.lapsed_hierarchy("rel-r1") == watched
+    source.gate = asyncio.Event()
+    reading = asyncio.create_task(cache.hierarchy("rel-r1"))
+    await settle()
+    assert not reading.done()
+    kept = cache.lapsed_hierarchy("rel-r1")
+    assert kept is not None
+    assert kept.read_at == watched.read_at == clock.now() - timedelta(seconds=61)
+    source.gate.set()
+    fresh = await reading
+    assert fresh.read_at == clock.now()
+    assert cache.lapsed_hierarchy("rel-r1") is None
+
+
+async def test_only_the_last_few_lapsed_trees_are_kept() -> None:
+    """Five releases lapse one after another: the newest `lapsed_trees_kept` (2 here) stay."""
+    cache, _, clock = cache_over(*RELEASES, policy=CachePolicy(lapsed_trees_kept=2))
+    for release_id in RELEASES:
+        await cache.hierarchy(release_id)
+        clock.advance(61)
+        await cache.refresh_once()
+    kept = [r for r in RELEASES if cache.lapsed_hierarchy(r) is not None]
+    assert kept == ["rel-r4", "rel-r5"]

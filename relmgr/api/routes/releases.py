@@ -11,12 +11,12 @@ from relmgr.api import examples
 from relmgr.api.audit import AuditEvent
 from relmgr.api.caching import (
     CSV,
+    Stamped,
     cached_response,
     digest,
     dump_without_read_at,
     etag_matches,
     weak_etag,
-    with_read_at,
 )
 from relmgr.api.deps import ApiState, CurrentUser, ReaderDep, StateDep, client_address
 from relmgr.api.errors import (
@@ -26,18 +26,22 @@ from relmgr.api.errors import (
     UNAVAILABLE_DOC,
 )
 from relmgr.api.params import (
+    MAX_HIERARCHY_DEPTH,
+    AcceptEncodingHeader,
+    DepthParam,
     FormatParam,
     IfNoneMatchHeader,
     ReleaseIdParam,
     SearchParam,
     wants_csv,
 )
-from relmgr.api.reads import within_budget
+from relmgr.api.reads import hierarchy_revision, stale_headers, tree_or_stale, within_budget
 from relmgr.api.schemas import ReleaseItem, ReleaseListResponse, SortOrder
 from relmgr.auth.users import User
 from relmgr.export import hierarchy_csv, releases_csv
 from relmgr.models import (
     MAX_PAGE_SIZE,
+    Cluster,
     EntityState,
     ReleaseHierarchy,
     ReleaseQuery,
@@ -118,6 +122,7 @@ async def list_releases(
     order: Annotated[SortOrder, Query(description="Sort direction.")] = SortOrder.DESC,
     format_: FormatParam = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    accept_encoding: AcceptEncodingHeader = None,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
     """Releases newest first (or as sorted), with counts per state over all releases.
@@ -153,6 +158,7 @@ async def list_releases(
             max_age=state.max_age,
             media_type=CSV,
             extra_headers=headers,
+            accept_encoding=accept_encoding,
         )
     result = await within_budget(reader.list_releases(query))
     key = ("releases", state_filter, q, sort, order, page, page_size)
@@ -162,11 +168,11 @@ async def list_releases(
         revision = digest(dump_without_read_at(result))
     etag = weak_etag("l-" + digest(repr(key), revision))
 
-    def render() -> bytes:
-        body = state.cache.get_or_render(
+    def render() -> Stamped:
+        body = state.cache.entry(
             key, revision, lambda: dump_without_read_at(ReleaseListResponse.of(result))
         )
-        return with_read_at(body, result.read_at)
+        return Stamped(body, result.read_at)
 
     return cached_response(
         render,
@@ -174,6 +180,7 @@ async def list_releases(
         if_none_match=if_none_match,
         max_age=state.max_age,
         extra_headers=vary,
+        accept_encoding=accept_encoding,
     )
 
 
@@ -196,6 +203,7 @@ async def get_release(
     user: CurrentUser,
     state: StateDep,
     reader: ReaderDep,
+    accept_encoding: AcceptEncodingHeader = None,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
     """One release as the release list shows it."""
@@ -207,23 +215,76 @@ async def get_release(
         etag=weak_etag("r-" + digest(body)),
         if_none_match=if_none_match,
         max_age=state.max_age,
+        accept_encoding=accept_encoding,
     )
 
 
-def _hierarchy_revision(tree: ReleaseHierarchy) -> str:
-    return tree.revision or digest(dump_without_read_at(tree))
+def cut_to_depth(tree: ReleaseHierarchy, depth: int) -> ReleaseHierarchy:
+    """The tree down to `depth` (see `DepthParam`); roll-ups stay, so counts are whole."""
+    if depth >= MAX_HIERARCHY_DEPTH:
+        return tree
+
+    def cluster_without_apps(cluster: Cluster) -> Cluster:
+        return cluster.model_copy(update={"bundle": cluster.bundle.model_copy(update={"apps": ()})})
+
+    # model_copy shares the untouched nodes and validates nothing: the parts are valid already.
+    waves = tuple(
+        wave.model_copy(
+            update={
+                "clusters": ()
+                if depth == 1
+                else tuple(cluster_without_apps(c) for c in wave.clusters)
+            }
+        )
+        for wave in tree.release.waves
+    )
+    return tree.model_copy(update={"release": tree.release.model_copy(update={"waves": waves})})
+
+
+STALE_DOC = {
+    "X-Relmgr-Stale": {
+        "description": (
+            "`true` when a fresh read outran the API's 1.8 s budget and the tree is the last "
+            "one kept of this release; `Age` then gives its age in seconds (and `read_at` says "
+            "when it was read)."
+        ),
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "Age": {
+        "description": "Seconds since a stale tree was read (only with `X-Relmgr-Stale`).",
+        "schema": {"type": "integer"},
+    },
+    "Content-Encoding": {
+        "description": "`gzip` for bodies of 8 KiB or more when `Accept-Encoding` allows it.",
+        "schema": {"type": "string"},
+    },
+}
 
 
 @router.get(
     "/{release_id}/hierarchy",
     response_model=ReleaseHierarchy,
-    summary="A release's whole tree: waves, clusters, bundles, apps, with roll-ups; JSON or CSV",
+    summary="A release's tree (or its top levels): waves, clusters, bundles, apps; JSON or CSV",
     responses={
         200: {
-            "description": "The tree (JSON), or one CSV row per entity, depth first.",
-            "headers": _ETAG_HEADER,
+            "description": (
+                "The tree (JSON), or one CSV row per entity, depth first; with `?depth=1` only "
+                "the release and its waves, `?depth=2` down to the clusters."
+            ),
+            "headers": {**_ETAG_HEADER, **STALE_DOC},
             "content": {
-                **_json_example(examples.TREE),
+                "application/json": {
+                    "examples": {
+                        "whole": {
+                            "summary": "The whole tree (default, depth=3)",
+                            "value": examples.TREE.model_dump(mode="json"),
+                        },
+                        "waves": {
+                            "summary": "?depth=1: the release and its waves, with roll-ups",
+                            "value": cut_to_depth(examples.TREE, 1).model_dump(mode="json"),
+                        },
+                    }
+                },
                 **examples.csv_example(examples.HIERARCHY_CSV),
             },
         },
@@ -237,44 +298,59 @@ async def get_release_hierarchy(
     user: CurrentUser,
     state: StateDep,
     reader: ReaderDep,
+    depth: DepthParam = MAX_HIERARCHY_DEPTH,
     format_: FormatParam = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    accept_encoding: AcceptEncodingHeader = None,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
-    """Every entity of the release; planned ones that have not started yet show as PENDING."""
+    """Every entity of the release (or its top `depth` levels); planned ones that have not
+    started yet show as PENDING. Bodies of 8 KiB or more are gzip-compressed for clients that
+    accept it (compressed once per revision of the tree)."""
     ids.validate_release_id(release_id)
-    tree = await within_budget(reader.get_release_hierarchy(release_id))
-    revision = _hierarchy_revision(tree)
+    whole, stale_age = await tree_or_stale(reader, release_id)
+    tree = cut_to_depth(whole, depth)
+    revision = hierarchy_revision(whole)
+    depth_tag = "" if depth == MAX_HIERARCHY_DEPTH else f"{depth}"
+    stale = stale_headers(stale_age)
+    max_age = 0 if stale else state.max_age
     if wants_csv(format_, accept):
-        etag = weak_etag("hc-" + revision)
+        etag = weak_etag(f"hc{depth_tag}-" + revision)
         if not etag_matches(if_none_match, etag):
             _record_export(state, request, user, "hierarchy", sum(1 for _ in tree.entities()))
         return cached_response(
-            lambda: state.cache.get_or_render(
-                ("hierarchy.csv", release_id), revision, lambda: hierarchy_csv(tree).encode()
+            lambda: Stamped(
+                state.cache.entry(
+                    ("hierarchy.csv", release_id, depth),
+                    revision,
+                    lambda: hierarchy_csv(tree).encode(),
+                )
             ),
             etag=etag,
             if_none_match=if_none_match,
-            max_age=state.max_age,
+            max_age=max_age,
             media_type=CSV,
             extra_headers={
                 "Vary": "Accept",
                 "Content-Disposition": f'attachment; filename="{release_id}.csv"',
+                **stale,
             },
+            accept_encoding=accept_encoding,
         )
 
-    def render() -> bytes:
-        body = state.cache.get_or_render(
-            ("hierarchy", release_id), revision, lambda: dump_without_read_at(tree)
+    def render() -> Stamped:
+        body = state.cache.entry(
+            ("hierarchy", release_id, depth), revision, lambda: dump_without_read_at(tree)
         )
-        return with_read_at(body, tree.read_at)
+        return Stamped(body, tree.read_at)
 
     return cached_response(
         render,
-        etag=weak_etag("h-" + revision),
+        etag=weak_etag(f"h{depth_tag}-" + revision),
         if_none_match=if_none_match,
-        max_age=state.max_age,
-        extra_headers={"Vary": "Accept"},
+        max_age=max_age,
+        extra_headers={"Vary": "Accept", **stale},
+        accept_encoding=accept_encoding,
     )
 
 
@@ -303,6 +379,7 @@ async def get_release_timeline(
     user: CurrentUser,
     state: StateDep,
     reader: ReaderDep,
+    accept_encoding: AcceptEncodingHeader = None,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
     """The release's tree as a timeline, estimated from its own pace and earlier releases of its
@@ -316,4 +393,5 @@ async def get_release_timeline(
         etag=weak_etag("t-" + digest(body)),
         if_none_match=if_none_match,
         max_age=state.max_age,
+        accept_encoding=accept_encoding,
     )

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from relmgr.auth import sessions
 from relmgr.auth.sessions import RevocationStore, is_jti, new_jti
-from relmgr.auth.users import sessions
 from relmgr.errors import ConfigError
 from relmgr.settings import Settings
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from relmgr.auth.users import users as auth
+from relmgr.auth import users as auth
 from relmgr.errors import ConfigError
 
 

@@ -13,7 +13,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from relmgr import ids
-from relmgr.cli.main import main as cli
+from relmgr.cli import main as cli
 from relmgr.errors import AlreadyExistsError, InvalidIdError, TemporalUnavailableError
 from relmgr.models import EntityState
 from relmgr.settings import Settings

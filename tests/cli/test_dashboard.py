@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from relmgr.cli.main import dashboard
+from relmgr.cli import dashboard
 from relmgr.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

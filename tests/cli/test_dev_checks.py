@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from relmgr.auth.users import load_users, verify_password
+from relmgr.cli import dev
+from relmgr.cli import main as cli
 from relmgr.cli.dev import datadir
 from relmgr.cli.devserver import dev_server_command
-from relmgr.cli.main import dev
-from relmgr.cli.main import main as cli
 from relmgr.errors import ConfigError
 from relmgr.settings import Settings
 from relmgr.temporal.contract import SEARCH_ATTRIBUTES

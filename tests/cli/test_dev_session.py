@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from relmgr.cli.main import dev
+from relmgr.cli import dev
 from relmgr.temporal.seed import demo_releases
 from relmgr.testing.ports import free_port
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relmgr.cli.main import main as cli
+from relmgr.cli import main as cli
 from relmgr.errors import ConfigError
 from relmgr.settings import Settings
 from relmgr.temporal import seed

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from relmgr.auth.users import load_users, revoke_sessions, session_epoch, verify_password
-from relmgr.cli.main import main as cli
+from relmgr.cli import main as cli
 from relmgr.errors import ConfigError
 from tests.cli.support import REPO_ROOT, relmgr_command, subprocess_env
 

@@ -19,9 +19,9 @@ import pytest
 from streamlit.runtime.context import ContextProxy, StreamlitCookies, StreamlitHeaders
 from streamlit.testing.v1 import AppTest
 
+from relmgr.auth import users as auth
 from relmgr.auth.sessions import new_jti
 from relmgr.auth.users import load_users, remove_user, revoke_sessions, session_epoch, write_users
-from relmgr.auth.users import users as auth
 from relmgr.settings import get_settings
 from relmgr.testing.fake_reader import FakeReader
 from relmgr.ui.login import (

@@ -42,8 +42,8 @@ from relmgr.errors import RelmgrError
 from relmgr.models import EntityKind, EntityState, ReleaseHierarchy
 from relmgr.reader.temporal_reader import TemporalReader
 from relmgr.settings import Settings
+from relmgr.testing.chromium import CHROMIUM, CHROMIUM_ARGS
 from relmgr.testing.contract_stub import ContractStubWorkflow, StubChange
-from tests.browser.stack import CHROMIUM, CHROMIUM_ARGS
 
 if TYPE_CHECKING:
     from playwright.async_api import ViewportSize

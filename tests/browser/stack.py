@@ -36,21 +36,12 @@ from relmgr.models import ReleasePlan
 from relmgr.temporal.messages import DeployOptions, Outcome
 from relmgr.temporal.starter import start_release
 from relmgr.temporal.worker import build_worker
+from relmgr.testing.chromium import CHROMIUM, CHROMIUM_ARGS
 from relmgr.testing.devserver_process import DevServerProcess
 from relmgr.testing.ports import free_port
 from relmgr.testing.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-# Headless, and nothing that would try to reach the network from this offline machine.
-CHROMIUM_ARGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 COOKIE_NAME = "relmgr_session"  # Settings.cookie_name's default, which the app runs with
 T = TypeVar("T")
 

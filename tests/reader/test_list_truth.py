@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+from relmgr.errors import NotFoundError
 from relmgr.models import EntityState, ReleaseQuery, StateCounts
 from relmgr.reader import TemporalReader
 from relmgr.settings import Settings
@@ -85,6 +86,14 @@ async def test_list_counts_equal_tree_counts_within_one_refresh_during_a_live_ro
                 client, release_id, make_plan(1, 2, 4), OPTIONS, task_queue=task_queue
             )
             done = asyncio.ensure_future(handle.result())
+            # Visibility is eventually consistent: wait until the new release can be read at all
+            # (a not-found answer is remembered for one refresh period, so poll past it).
+            for _ in range(100):
+                try:
+                    await tree_reader.get_release_hierarchy(release_id)
+                    break
+                except NotFoundError:
+                    await asyncio.sleep(0.2)
             while not done.done():
                 await sample()
                 await asyncio.sleep(0.1)

@@ -42,7 +42,8 @@ class StateStyle:
 
 # The one table of how states look, keyed by value so that a state added to EntityState later
 # (AWAITING_APPROVAL, PAUSED) picks up its style here; any other gets a neutral one.
-# Colours are Streamlit's palette names, which adapt to the light and the dark theme.
+# Colours are Streamlit's palette names, which adapt to the light and the dark theme. Symbols
+# are plain text from blocks every UI font has (an emoji such as ✋ shows as a box without one).
 _STATE_STYLES: dict[str, StateStyle] = {
     "PENDING": StateStyle("gray", ":material/schedule:", "◌", "Pending"),
     "IN_PROGRESS": StateStyle("blue", ":material/autorenew:", "▶", "In progress"),
@@ -50,8 +51,8 @@ _STATE_STYLES: dict[str, StateStyle] = {
     "SUCCEEDED": StateStyle("green", ":material/check_circle:", "✔", "Succeeded"),
     "FAILED": StateStyle("red", ":material/error:", "✖", "Failed"),
     "CANCELLED": StateStyle("violet", ":material/cancel:", "⊘", "Cancelled"),
-    "AWAITING_APPROVAL": StateStyle("yellow", ":material/approval:", "✋", "Awaiting approval"),
-    "PAUSED": StateStyle("yellow", ":material/pause_circle:", "⏸", "Paused"),
+    "AWAITING_APPROVAL": StateStyle("yellow", ":material/approval:", "◔", "Awaiting approval"),
+    "PAUSED": StateStyle("yellow", ":material/pause_circle:", "‖", "Paused"),
 }
 
 

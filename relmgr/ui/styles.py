@@ -34,6 +34,11 @@ _CSS = """
 .relmgr-attention td:nth-child(-n+4) { white-space: nowrap; }
 .relmgr-error { white-space: pre-wrap; word-break: break-word; font-family: monospace;
   font-size: 0.8rem; }
+/* Nine state tiles do not fit one row of a 1400 px page: they wrap, five to a full row, each
+   wide enough for "Awaiting approval · 12". */
+.st-key-state-tiles [data-testid="stHorizontalBlock"] { flex-wrap: wrap; gap: 0.5rem; }
+.st-key-state-tiles [data-testid="stColumn"] {
+  min-width: 10.5rem !important; flex: 1 1 10.5rem !important; }
 /* Phones: the list's controls two to a row and the tiles three to a row, instead of one
    under the other, so the table starts near the top. */
 @media (max-width: 640px) {

@@ -33,6 +33,39 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+class _BackgroundLoop:
+    """One daemon thread running one event loop; coroutines are handed to it from any thread."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """False once the loop's thread has ended (a call handed to it would never run)."""
+        return self._thread.is_alive()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run `coroutine` on the loop and wait at most `timeout` seconds; on a timeout it is
+        cancelled and `concurrent.futures.TimeoutError` raised."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+    def stop(self, timeout: float) -> None:
+        """Stop the loop and its thread, and close the loop once the thread has ended."""
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
 class SyncReader:
     """Call a `ReleaseReader` from any thread; each call is bounded by `timeout` seconds."""
 
@@ -44,9 +77,7 @@ class SyncReader:
         name: str = "relmgr-reader-loop",
     ) -> None:
         self.timeout = timeout
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
-        self._thread.start()
+        self._background = _BackgroundLoop(name)
         self._factory = factory
         self._reader: ReleaseReader | None = None
         self._reader_lock = asyncio.Lock()
@@ -61,18 +92,16 @@ class SyncReader:
     def _run(self, call: Callable[[ReleaseReader], Coroutine[Any, Any, T]], timeout: float) -> T:
         if self._closed:
             raise TemporalUnavailableError("the reader is closed")
-        if not self._thread.is_alive():
+        if not self._background.alive:
             # A call handed to a loop that no longer runs would only wait out its timeout.
             raise TemporalUnavailableError("the reader's event loop has stopped")
 
         async def invoke() -> T:
             return await call(await self._get_reader())
 
-        future = asyncio.run_coroutine_threadsafe(invoke(), self._loop)
         try:
-            return future.result(timeout)
+            return self._background.run(invoke(), timeout)
         except concurrent.futures.TimeoutError:
-            future.cancel()
             raise ReadTimeoutError(f"Temporal did not answer within {timeout:g} s") from None
 
     def list_releases(self, query: ReleaseQuery) -> ReleaseListPage:
@@ -124,15 +153,12 @@ class SyncReader:
                 await self._reader.aclose()
 
         try:
-            if self._thread.is_alive():
-                asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(self.timeout)
+            if self._background.alive:
+                self._background.run(shutdown(), self.timeout)
         except (concurrent.futures.TimeoutError, RuntimeError):
             pass
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(self.timeout)
-            if not self._thread.is_alive():
-                self._loop.close()
+            self._background.stop(self.timeout)
 
 
 class SyncController:
@@ -146,9 +172,7 @@ class SyncController:
         name: str = "relmgr-control-loop",
     ) -> None:
         self.timeout = timeout
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
-        self._thread.start()
+        self._background = _BackgroundLoop(name)
         self._factory = factory
         self._sender: ControlSender | None = None
         self._lock = asyncio.Lock()
@@ -164,20 +188,13 @@ class SyncController:
                     self._sender = await self._factory()
             return await self._sender.send(action, target_id, request, request_id=request_id)
 
-        future = asyncio.run_coroutine_threadsafe(invoke(), self._loop)
         try:
-            return future.result(self.timeout)
+            return self._background.run(invoke(), self.timeout)
         except concurrent.futures.TimeoutError:
-            future.cancel()
             raise TemporalUnavailableError(
                 f"Temporal did not answer within {self.timeout:g} s; nothing was changed"
             ) from None
 
     def close(self) -> None:
         """Stop the loop thread and close its loop."""
-        if self._loop.is_closed():
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(self.timeout)
-        if not self._thread.is_alive():
-            self._loop.close()
+        self._background.stop(self.timeout)

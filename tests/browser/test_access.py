@@ -47,6 +47,22 @@ def expect_only_the_sign_in_form(page: Page, seeded: Seeded) -> None:
     expect(main).not_to_contain_text("All releases")
 
 
+def log_out(page: Page) -> None:
+    """Click Log out until the sign-in form shows: on a loaded machine a click that lands during
+    a rerun can be dropped (seen once in a clean-clone run), and these tests are about what the
+    logout does, not about that click. At most three clicks."""
+    button = page.locator(".st-key-sign-out").get_by_role("button", name="Log out")
+    for attempt in range(1, 4):
+        button.click()
+        try:
+            expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=10_000)
+            return
+        except AssertionError:
+            if attempt == 3:
+                raise
+            print(f"logout click {attempt} did not take; clicking again")
+
+
 def test_a_wrong_password_is_refused_and_shows_no_data(
     page: Page, stack: Dashboard, seeded: Seeded
 ) -> None:
@@ -99,7 +115,7 @@ def test_logout_ends_the_session(page: Page, stack: Dashboard, seeded: Seeded) -
     expect(page.get_by_text("Signed in as")).to_be_visible()
     wait_for_cookie(page)
 
-    page.locator(".st-key-sign-out").get_by_role("button", name="Log out").click()
+    log_out(page)
     expect_only_the_sign_in_form(page, seeded)
     page.wait_for_function(
         f"!document.cookie.split('; ').some(c => c.startsWith('{COOKIE_NAME}='))"
@@ -207,7 +223,7 @@ def test_a_cookie_copied_before_logout_signs_nobody_in(
     another browser given the copy gets only the sign-in form, and loses the copy."""
     page, copied = signed_in_owner(open_page, stack)
 
-    page.locator(".st-key-sign-out").get_by_role("button", name="Log out").click()
+    log_out(page)
     expect_only_the_sign_in_form(page, seeded)
 
     thief = open_page("copy")
@@ -248,7 +264,7 @@ def test_no_spelling_of_a_copied_cookie_signs_in_after_logout(
     before.goto(f"{stack.url}/release?release={seeded.done}")
     expect_page_title(before, f"Release {seeded.done}")
 
-    page.locator(".st-key-sign-out").get_by_role("button", name="Log out").click()
+    log_out(page)
     expect_only_the_sign_in_form(page, seeded)
 
     for kind, value in spellings.items():

@@ -63,6 +63,10 @@ USERS_FILE_PROBLEM = (
 TOO_MANY_FAILURES = "Too many failed sign-ins for this user; try again in {seconds} s."
 _LOGOUT_REQUESTED = "relmgr-logout-requested"
 _SET_COOKIE = "relmgr-set-cookie"
+# Set once this browser's cookie is to go (logout, a refused cookie); until the next sign-in every
+# run renders the delete component again, so it stays mounted until its script has run, however
+# soon a rerun follows (under load a rerun could unmount it first, and the cookie stayed).
+_DELETING_COOKIE = "relmgr-deleting-cookie"
 # This session's record (`SessionRecord` as a dict): from the browser's cookie, or made at sign-in.
 SESSION_KEY = "relmgr-session"
 # Seconds to wait, when the last form submission was refused by the limiter.
@@ -296,24 +300,30 @@ def _revoke_session(settings: Settings, key: str, users: UsersFile) -> None:
 
 def _end_stale_session(
     authenticator: stauth.Authenticate, settings: Settings, users: UsersFile
-) -> None:
-    """End a signed-in session whose record no longer holds (ended elsewhere, user changed)."""
+) -> bool:
+    """End a signed-in session whose record no longer holds (ended elsewhere, user changed).
+
+    Returns whether it did (and so deleted the browser's cookie in this run)."""
     state = st.session_state
     if not state.get("authentication_status"):
-        return
+        return False
     record = SessionRecord.from_state(state.get(SESSION_KEY))
     user = users.get(str(state.get("username")))
     revocations = RevocationStore(settings.revoked_sessions_path)
     if record is None or not record.valid_for(user, revocations, from_cookie=False):
         authenticator.logout(location="unrendered")
         state.pop(SESSION_KEY, None)
+        state[_DELETING_COOKIE] = True
         st.info(SESSION_ENDED, icon=":material/logout:")
+        return True
+    return False
 
 
 def _forget_cookie(authenticator: stauth.Authenticate) -> None:
     """Delete this browser's cookie and stop reading it for the rest of this session."""
     authenticator.cookie_controller.delete_cookie()
     st.session_state["logout"] = True
+    st.session_state[_DELETING_COOKIE] = True
 
 
 def _request_logout() -> None:
@@ -329,11 +339,13 @@ def gate(settings: Settings) -> SignedIn | None:
     users = current_users(settings)
     authenticator = _authenticator(settings, key, users)
     state = st.session_state
+    deleted = False  # whether this run has rendered the cookie's delete component
     if state.pop(_LOGOUT_REQUESTED, False) and state.get("authentication_status"):
         _revoke_session(settings, key, users)
         authenticator.logout(location="unrendered")
         state.pop(SESSION_KEY, None)
-    _end_stale_session(authenticator, settings, users)
+        state[_DELETING_COOKIE] = deleted = True
+    deleted = _end_stale_session(authenticator, settings, users) or deleted
     sent = _browser_cookie(settings)
     if (
         not state.get("authentication_status")
@@ -344,6 +356,10 @@ def gate(settings: Settings) -> SignedIn | None:
         # A cookie we do not accept (ended, stale, forged, expired, or the revoked sessions file
         # unusable): the form shows, as for no cookie, and the browser's cookie is deleted.
         _forget_cookie(authenticator)
+        deleted = True
+    if state.get(_DELETING_COOKIE) and not deleted and not state.get("authentication_status"):
+        authenticator.cookie_controller.delete_cookie()
+        deleted = True
     if state.pop(_SET_COOKIE, False) and state.get("authentication_status"):
         _set_cookie(authenticator, settings, key)
     was_signed_in = bool(state.get("authentication_status"))
@@ -352,7 +368,10 @@ def gate(settings: Settings) -> SignedIn | None:
     except (stauth.LoginError, jwt.InvalidTokenError):
         # Not expected (relmgr's reader accepts only cookies of known users, decoded safely),
         # but if the library ever raises for a cookie, the cookie is dropped: the form shows.
-        _forget_cookie(authenticator)
+        if deleted:
+            st.session_state["logout"] = True
+        else:
+            _forget_cookie(authenticator)
         authenticator.login(location="main", key=LOGIN_FORM_KEY, fields=_FIELDS)
     status = state.get("authentication_status")
     if status is False:
@@ -365,6 +384,7 @@ def gate(settings: Settings) -> SignedIn | None:
     if not status:
         return None
     state.pop(_THROTTLED, None)
+    state.pop(_DELETING_COOKIE, None)
     if not was_signed_in and not _from_cookie(settings, key, users):
         # Signed in through the form just now: one more run takes the form away and sets the
         # cookie there, where its component stays mounted.

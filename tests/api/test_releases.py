@@ -532,6 +532,26 @@ async def test_if_none_match_gives_304_with_no_body(
     assert response.headers["etag"] == etag
 
 
+async def test_the_release_csv_etag_follows_the_data_not_the_running_durations(
+    api: httpx.AsyncClient, auth: dict[str, str], reader: FakeReader
+) -> None:
+    """A running release's duration in the CSV grows with each read; the ETag stays until a
+    release changes, so a poller of unchanged data gets 304 (as for the JSON list)."""
+    url = "/api/releases?format=csv"
+    reader.clock = lambda: T0 + timedelta(hours=1)
+    first = await api.get(url, headers=auth)
+    reader.clock = lambda: T0 + timedelta(hours=1, seconds=10)
+    later = await api.get(url, headers=auth)
+    assert later.text != first.text
+    assert later.headers["etag"] == first.headers["etag"]
+    unchanged = await api.get(url, headers={**auth, "If-None-Match": first.headers["etag"]})
+    assert unchanged.status_code == 304
+    reader.put(make_hierarchy("payments", waves=1, clusters=1, apps=2, started_at=T0))
+    changed = await api.get(url, headers={**auth, "If-None-Match": first.headers["etag"]})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != first.headers["etag"]
+
+
 async def test_if_none_match_accepts_lists_and_strong_form(
     api: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:

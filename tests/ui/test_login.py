@@ -357,6 +357,28 @@ def test_a_copy_of_the_cookie_signs_nobody_in_after_logout(
     thief.run()
     only_the_login_form(thief)
     assert len(fake.calls) == reads
+    # Every later run renders the delete again (the same component, which stays mounted until its
+    # script has run, however soon a rerun comes), and nothing else.
+    assert calls == [("delete", COOKIE_NAME, "")] * 2
+
+
+def test_the_cookie_delete_stays_on_the_page_until_the_next_sign_in(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After logout each run of the form renders the cookie's delete; a sign-in stops it and sets
+    the new cookie instead."""
+    at = app.run()
+    calls = cookie_calls(monkeypatch)
+    only_the_login_form(log_out(at))
+    at.run()
+    only_the_login_form(at)
+    assert calls == [("delete", COOKIE_NAME, "")] * 2
+    calls.clear()
+    submit_login(at, USERNAME, PASSWORD)
+    assert [t.value for t in at.title] == ["Releases"]
+    at.run()
+    assert [kind for kind, _, _ in calls] == ["delete", "set"]
+    assert calls[-1][1] == COOKIE_NAME
 
 
 def test_the_revoked_sessions_file_holds_the_jti_and_the_expiry_never_the_token(

@@ -46,6 +46,7 @@ from relmgr.models import (
     ReleaseHierarchy,
     ReleaseQuery,
     ReleaseSort,
+    ReleaseSummary,
 )
 from relmgr.progress.timeline import HISTORY_QUERY, ReleaseTimeline, build_timeline
 from relmgr.reader.matching import MAX_EXPORT_ROWS, matching_releases
@@ -145,7 +146,12 @@ async def list_releases(
     if wants_csv(format_, accept):
         found = await within_budget(matching_releases(reader, query))
         text = releases_csv(found.items, as_of=found.read_at)
-        etag = weak_etag("lc-" + digest(text))
+        # The data, not the text: a running release's duration in the CSV grows with every read,
+        # and a client whose rows have not changed keeps its copy (as for the JSON list, whose
+        # ETag leaves out `read_at`).
+        etag = weak_etag(
+            "lc-" + digest(repr((format_, q, state_filter, sort, order)), *_summaries(found.items))
+        )
         if not etag_matches(if_none_match, etag):
             _record_export(state, request, user, "releases", len(found.items))
         headers = {**vary, "Content-Disposition": 'attachment; filename="releases.csv"'}
@@ -395,3 +401,7 @@ async def get_release_timeline(
         max_age=state.max_age,
         accept_encoding=accept_encoding,
     )
+
+
+def _summaries(items: tuple[ReleaseSummary, ...]) -> list[str]:
+    return [item.model_dump_json() for item in items]

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from relmgr.api.audit import AuditEvent, AuditLog
 from relmgr.api.caching import ResponseCache
@@ -138,6 +139,18 @@ def _check(state: ApiState, token: str | None) -> Session:
     if not state.revocations.accepts(claims.jti):
         raise TokenRejectedError(TokenProblem.REVOKED)
     return Session(user=user, claims=claims)
+
+
+def token_user(state: ApiState, request: Request) -> User | None:
+    """The user of the request's bearer token if it is valid now, else None (nothing raised, nothing
+    recorded): for a request refused before its dependencies ran, such as a malformed body."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return _check(state, token).user
+    except TokenRejectedError:
+        return None
 
 
 async def current_session(

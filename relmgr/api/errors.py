@@ -153,17 +153,26 @@ def _where(loc: tuple[Any, ...] | list[Any]) -> tuple[str, str]:
     return parts[0], ".".join(parts[1:])
 
 
-def validation_error_response(exc: RequestValidationError) -> Response:
-    """A 422 naming each bad parameter and what it should have been (the input is not echoed)."""
+def _problems(exc: RequestValidationError) -> list[dict[str, str]]:
     problems = []
     for err in exc.errors():
         location, name = _where(err.get("loc", ()))
         problems.append({"location": location, "name": name, "problem": str(err.get("msg", ""))})
+    return problems
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """`invalid request: <what is wrong with each parameter>` (the input is not echoed)."""
     summary = "; ".join(
         f"{p['location']} parameter {p['name']!r}: {p['problem']}" if p["name"] else p["problem"]
-        for p in problems[:5]
+        for p in _problems(exc)[:5]
     )
-    return error_response(422, "invalid_parameter", f"invalid request: {summary}", details=problems)
+    return f"invalid request: {summary}"
+
+
+def validation_error_response(exc: RequestValidationError) -> Response:
+    """A 422 naming each bad parameter and what it should have been (the input is not echoed)."""
+    return error_response(422, "invalid_parameter", validation_message(exc), details=_problems(exc))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -57,8 +57,8 @@ class ControlTrail:
     def record(
         self,
         *,
-        username: str,
-        role: str,
+        username: str | None,
+        role: str | None,
         action: str,
         target: str,
         reason: str,
@@ -67,10 +67,15 @@ class ControlTrail:
         message: str,
         client: str | None,
     ) -> ControlAttempt:
-        """Record one attempt (the reason is kept verbatim, JSON-escaped in the file)."""
+        """Record one attempt (the reason is kept verbatim, JSON-escaped in the file).
+
+        `username` and `role` are None for a malformed request whose sender is not known (no
+        valid token)."""
+        if username is not None and not USERNAME_PATTERN.match(username):
+            username = "(malformed)"
         attempt = ControlAttempt(
             ts=datetime.now(UTC),
-            user=username if USERNAME_PATTERN.match(username) else "(malformed)",
+            user=username,
             role=role,
             action=action,
             target=target[:200],

@@ -7,14 +7,26 @@ Temporal (the Update in history, the release's `relmgr.audit` memo).
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from relmgr import ids
-from relmgr.api.deps import ApiState, CurrentUser, ReaderDep, StateDep, client_address
+from relmgr.api.deps import (
+    ApiState,
+    CurrentUser,
+    ReaderDep,
+    StateDep,
+    client_address,
+    token_user,
+)
 from relmgr.api.errors import (
     CONFLICT_DOC,
     FORBIDDEN_DOC,
@@ -25,6 +37,7 @@ from relmgr.api.errors import (
     ApiError,
     error_doc,
     status_of,
+    validation_message,
 )
 from relmgr.api.params import RELEASE_ID_PATTERN, AppIdParam, ReleaseIdParam
 from relmgr.api.reads import within_budget
@@ -53,7 +66,70 @@ from relmgr.temporal.messages import (
     RetryRequest,
 )
 
-router = APIRouter(tags=["controls"])
+
+def _body_field(body: bytes, name: str) -> str:
+    """A string field of a JSON object body, or "" (the body may be anything a client sent)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return ""
+    value = parsed.get(name) if isinstance(parsed, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+async def record_malformed(request: Request, problem: str) -> None:
+    """Record a control request refused as malformed before its handler ran (a 422 for its body,
+    path or parameters, a 400 for an unreadable body): who sent it if its token is valid, what it
+    asked for, and what is wrong. Only the reason and request ID are taken from the body; the
+    token is checked, never written."""
+    state: ApiState = request.app.state.api
+    user = token_user(state, request)
+    params = request.path_params
+    action = str(params.get("action") or request.url.path.rstrip("/").rsplit("/", 1)[-1])
+    try:
+        body = await request.body()  # read (and kept) by FastAPI already, unless it failed
+    except Exception:  # a body that could not be read at all: record the attempt without it
+        body = b""
+    state.audit.controls.record(
+        username=user.username if user is not None else None,
+        role=role_of(user).value if user is not None else None,
+        action=action[:40],
+        target=str(params.get("release_id") or params.get("app_id") or ""),
+        reason=_body_field(body, "reason"),
+        request_id=_body_field(body, "request_id"),
+        outcome="invalid",
+        message=problem,
+        client=client_address(request),
+    )
+
+
+class ControlRoute(APIRoute):
+    """A control route: a request refused before its handler runs is recorded all the same.
+
+    FastAPI validates the body, path and parameters before it calls the handler, so `_act` never
+    sees a malformed request; this wraps each control route's handler to record those too, in
+    one place. GET routes (the trail) are reads and are not recorded."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        if "POST" not in (self.methods or ()):
+            return handle
+
+        async def recorded(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except RequestValidationError as exc:
+                await record_malformed(request, validation_message(exc))
+                raise
+            except StarletteHTTPException as exc:
+                if exc.status_code in (400, 413):  # an unreadable or oversized body
+                    await record_malformed(request, f"invalid request: {exc.detail}")
+                raise
+
+        return recorded
+
+
+router = APIRouter(tags=["controls"], route_class=ControlRoute)
 
 _ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
     200: {"description": "Accepted: the outcome and the entity's state right after."},

@@ -280,8 +280,25 @@ def render_release_controls(release_id: str) -> None:
     user = signed_in_user()
     if may_control(user):
         assert user is not None
-        render_buttons(release_actions(summary) + retry_actions(summary), user, key="release")
+        # Retry is offered beside each held app, in the needs-attention list.
+        render_buttons(release_actions(summary), user, key="release")
     render_trail(summary)
+
+
+def render_attention_controls(release_id: str, failed_apps: list[str]) -> None:
+    """Retry for each app of the needs-attention list that holds its release (failed, waiting
+    for an operator), for operators only; the same dialog as the app page's Retry."""
+    user = signed_in_user()
+    if not failed_apps or not may_control(user):
+        return
+    assert user is not None
+    try:
+        summary = get_reader().get_release(release_id)
+    except RelmgrError:
+        return  # the data region says what is wrong
+    listed = set(failed_apps)
+    actions = [a for a in retry_actions(summary) if a.target_id in listed]
+    render_buttons(actions, user, key="attention")
 
 
 def render_trail(summary: ReleaseSummary) -> None:

@@ -31,6 +31,7 @@ from relmgr.models import (
     TreeNode,
     children_of,
 )
+from relmgr.ui import controls
 from relmgr.ui.bridge import SyncReader
 from relmgr.ui.freshness import load, render_status
 from relmgr.ui.links import anchor, follow_selection, render_picker, temporal_link
@@ -243,6 +244,10 @@ def render_attention(hierarchy: ReleaseHierarchy) -> None:
         st.caption("Nothing has failed and nothing is retrying.")
         return
     st.markdown(attention_html(leaves), unsafe_allow_html=True)
+    failed_apps = [
+        n.id for n in leaves if n.kind is EntityKind.APP and n.state is EntityState.FAILED
+    ]
+    controls.render_attention_controls(hierarchy.release.id, failed_apps)
     if temporal_link(hierarchy.release.id) is not None:
         st.caption(
             "Every attempt of an entity, with its error, is in its workflow's event history: "

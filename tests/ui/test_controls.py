@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from relmgr.errors import ConflictError
 from relmgr.models import Control, ControlRecord, EntityState, ReleaseSummary
 from relmgr.settings import Settings
-from relmgr.temporal.messages import ApproveRequest, ControlRequest, ControlResult
+from relmgr.temporal.messages import ApproveRequest, ControlRequest, ControlResult, RetryRequest
 from relmgr.testing.factories import T0, make_hierarchy
 from relmgr.testing.fake_reader import FakeReader
 from relmgr.ui import controls
@@ -175,3 +175,47 @@ def test_actions_apply_only_where_the_state_and_the_workflow_allow() -> None:
     assert controls.release_actions(done) == []
     unadvertised = running.model_copy(update={"controls": ()})
     assert controls.release_actions(unadvertised) == []
+
+
+def test_needs_attention_offers_retry_of_a_held_app_to_an_operator_through_the_dialog(
+    new_app: Callable[[], AppTest], sent: FakeController
+) -> None:
+    """The held app's row of the needs-attention list gets Retry (there only, not in the header);
+    confirming sends retry for that app, once, with the operator's reason."""
+    at = open_page(sign_in(new_app(), OPERATOR), "pages/release.py", release="rel-held")
+    assert not at.exception
+    assert [m for m in at.subheader if m.value == "Needs attention (1)"]
+    [retry] = [b for b in at.button if b.label == "Retry a1"]
+    assert retry.key == f"control-attention-retry-{HELD_APP}"  # the list's, not the header's
+    retry.click().run()
+    at.text_area[0].input("flaky registry").run()
+    [_, confirm] = [b for b in at.button if b.label == "Retry a1"]
+    confirm.click().run()
+    assert not at.exception
+    [(action, target, request, _)] = sent.sent
+    assert (action, target) == (Control.RETRY, HELD_APP)
+    assert isinstance(request, RetryRequest)
+    assert (request.user, request.role, request.reason) == (OPERATOR, "operator", "flaky registry")
+    assert [t.value for t in at.toast] == [md_escape("Retry a1: it starts now")]
+
+
+def test_needs_attention_shows_a_viewer_the_held_app_without_retry(
+    app: AppTest, sent: FakeController
+) -> None:
+    """A viewer sees the held app's failure in needs-attention but no Retry button."""
+    at = open_page(app, "pages/release.py", release="rel-held")
+    assert not at.exception
+    assert [m for m in at.subheader if m.value == "Needs attention (1)"]
+    assert any("app-a1" in m.value for m in at.markdown)
+    assert not [label for label in _labels(at) if label.startswith("Retry")]
+
+
+def test_needs_attention_offers_no_retry_for_a_failure_that_holds_nothing(
+    new_app: Callable[[], AppTest], sent: FakeController, fake: FakeReader
+) -> None:
+    """A failed app of a release not held (default `--on-failure fail`) gets no Retry."""
+    fake.memo["rel-held"] = {"controls": ALL, "held": ()}
+    at = open_page(sign_in(new_app(), OPERATOR), "pages/release.py", release="rel-held")
+    assert not at.exception
+    assert [m for m in at.subheader if m.value == "Needs attention (1)"]
+    assert not [label for label in _labels(at) if label.startswith("Retry")]

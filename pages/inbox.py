@@ -6,7 +6,13 @@ import streamlit as st
 
 from relmgr.errors import RelmgrError
 from relmgr.ui import controls, frame, login, refresh
-from relmgr.ui.present import md_escape, release_href
+from relmgr.ui.present import (
+    age_seconds,
+    format_seconds,
+    format_time,
+    md_escape,
+    release_href,
+)
 
 frame.enter()
 login.require_signed_in()
@@ -29,10 +35,15 @@ def inbox_view() -> None:
     st.caption(f"{len(items)} waiting, oldest first.")
     for number, item in enumerate(items):
         with st.container(border=True):
-            since = item.since.strftime("%Y-%m-%d %H:%M:%S UTC") if item.since else "unknown"
+            waited = (
+                f"waiting {format_seconds(age_seconds(item.since))} "
+                f"(since {format_time(item.since)})"
+                if item.since
+                else "waiting since an unknown time"
+            )
             st.markdown(
                 f"[{md_escape(item.release_id)}]({release_href(item.release_id)}) · "
-                f"{md_escape(item.what)} · since {since}"
+                f"{md_escape(item.what)} · {waited}"
             )
             if controls.may_control(user):
                 assert user is not None

@@ -161,6 +161,11 @@ def test_inbox_lists_the_waiting_wave_and_the_held_app_oldest_first(
     assert len(lines) == 2
     assert "app a1 failed and holds its wave" in lines[0]
     assert "wave 2 awaits approval" in lines[1]
+    # How long each has waited, then since when (the fake's releases changed days ago).
+    for line in lines:
+        assert re.search(
+            r" · waiting \d+ d \d+ h \(since 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC\)$", line
+        )
     assert {"Retry a1", "Approve wave 2"} <= set(_labels(at))
 
 

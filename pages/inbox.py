@@ -18,6 +18,7 @@ frame.enter()
 login.require_signed_in()
 
 st.title("Waiting for you", anchor=False)
+controls.show_result()
 
 
 @st.fragment(run_every=refresh.interval())

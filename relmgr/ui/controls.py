@@ -244,7 +244,8 @@ def _confirm(action: Action, user: SignedIn) -> None:
     st.rerun()
 
 
-def _show_result() -> None:
+def show_result() -> None:
+    """The toast of the control accepted in the last run (the dialog's run ends with a rerun)."""
     message = st.session_state.pop(_RESULT, None)
     if message:
         st.toast(md_escape(message), icon=":material/check_circle:")
@@ -267,7 +268,7 @@ def render_buttons(actions: list[Action], user: SignedIn, *, key: str) -> None:
 def render_release_controls(release_id: str) -> None:
     """The release page's controls, for operators, where they apply (viewers see the held apps
     and the trail, not the buttons)."""
-    _show_result()
+    show_result()
     try:
         summary = get_reader().get_release(release_id)
     except RelmgrError:
@@ -317,7 +318,7 @@ def render_trail(summary: ReleaseSummary) -> None:
 
 def render_entity_controls(entity_id: str) -> None:
     """Retry on the page of an app that holds its release (operators only)."""
-    _show_result()
+    show_result()
     user = signed_in_user()
     if not may_control(user):
         return

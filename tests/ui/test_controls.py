@@ -167,6 +167,13 @@ def test_inbox_lists_the_waiting_wave_and_the_held_app_oldest_first(
             r" · waiting \d+ d \d+ h \(since 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC\)$", line
         )
     assert {"Retry a1", "Approve wave 2"} <= set(_labels(at))
+    # Retry from here: the same dialog, and its result as a toast on this page.
+    next(b for b in at.button if b.label == "Retry a1").click().run()
+    at.text_area[0].input("flaky registry").run()
+    [b for b in at.button if b.label == "Retry a1"][-1].click().run()
+    assert not at.exception
+    assert [(action, target) for action, target, _, _ in sent.sent] == [(Control.RETRY, HELD_APP)]
+    assert [t.value for t in at.toast] == [md_escape("Retry a1: it starts now")]
 
 
 def test_actions_apply_only_where_the_state_and_the_workflow_allow() -> None:

@@ -1,5 +1,6 @@
-"""Malformed control requests (refused by validation before their handler runs) are still in the
-audit log and in GET /api/audit: who, what, the problem, the request ID; never the token."""
+"""What the audit log records of control requests that never reach Temporal: malformed ones
+(refused by validation before their handler runs: who, what, the problem, the request ID; never
+the token), also shown by GET /api/audit, and ones sent while Temporal is unreachable."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 
 import httpx
 
+from relmgr.api import create_app
 from relmgr.settings import Settings
-from tests.api.conftest import claims_for, sign
+from relmgr.testing.fake_reader import FakeReader
+from tests.api.conftest import claims_for, http_client, sign
 
 RELEASE = "rel-payments"
 APP = "rel-payments.wave-1.cluster-c1.bundle-core.app-a1"
@@ -132,3 +135,27 @@ async def test_the_audit_trail_route_records_no_control_for_its_own_bad_paramete
     response = await api.get("/api/audit?limit=0", headers=_as("viewer"))
     assert response.status_code == 422
     assert _controls(settings) == []
+
+
+async def test_a_control_while_temporal_is_unreachable_is_503_and_recorded_unavailable(
+    settings: Settings, reader: FakeReader
+) -> None:
+    """Before the API has reached Temporal (no controller yet), approve answers 503 with
+    Retry-After, and the attempt is recorded as unavailable, not accepted."""
+    app = create_app(settings, reader=reader, controller=None)
+    async with http_client(app) as api:
+        response = await api.post(
+            f"/api/releases/{RELEASE}/actions/approve",
+            json={"wave": 2, "request_id": "r-down"},
+            headers=_as("operator"),
+        )
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "2"
+    assert response.json()["error"]["code"] == "temporal_unavailable"
+    [line] = _controls(settings)
+    assert (line["user"], line["action"], line["request_id"], line["outcome"]) == (
+        "operator",
+        "approve",
+        "r-down",
+        "unavailable",
+    )

@@ -124,3 +124,22 @@ def test_id_parameters_document_their_pattern(app: FastAPI) -> None:
     assert release["schema"]["pattern"].startswith("^rel-")
     assert entity["schema"]["pattern"].count("(?:^rel-") == 5
     assert search["schema"]["pattern"] == "^[a-z0-9.-]{1,64}$"
+
+
+CONTROLS = [(m, p) for m, p in OPERATIONS if "/actions/" in p]
+
+
+@pytest.mark.parametrize(("method", "path"), CONTROLS)
+def test_control_operations_document_every_answer_and_a_valid_body_example(
+    app: FastAPI, method: str, path: str
+) -> None:
+    """Each control documents 200, 401, 403, 404, 409, 422 and 503, and its body schema has an
+    example that the schema accepts."""
+    spec = _spec(app)
+    operation = spec["paths"][path][method]
+    assert {"200", "401", "403", "404", "409", "422", "503"} <= set(operation["responses"])
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    schema = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]
+    assert schema["examples"]
+    for example in schema["examples"]:
+        jsonschema.validate(example, {**body, "components": spec["components"]})

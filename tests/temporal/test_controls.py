@@ -301,7 +301,8 @@ async def test_cancel_racing_wave_completion_leaves_nothing_running(
 async def test_held_app_holds_its_wave_until_an_operator_retries_it(
     client: Client, worker: Worker
 ) -> None:
-    """With on_failure=hold a failed app stays FAILED and the release running; retry redeploys."""
+    """With on_failure=hold a failed app stays FAILED and the release running; retry redeploys,
+    once for a request sent twice."""
     controller = Controller(client)
     release_id = _release_id()
     options = FAST.model_copy(
@@ -341,11 +342,22 @@ async def test_held_app_holds_its_wave_until_an_operator_retries_it(
         await controller.send(
             Control.RETRY, f"{bundle}.app-a1", RetryRequest(user="ana"), request_id=_rid()
         )
-    retried = await controller.send(
-        Control.RETRY, app_id, RetryRequest(user="ana", reason="flaky"), request_id=_rid()
+    # A double click: the same request twice at once retries once (one more attempt, one record).
+    request_id = _rid()
+    retried, again = await asyncio.gather(
+        *(
+            controller.send(
+                Control.RETRY,
+                app_id,
+                RetryRequest(user="ana", reason="flaky"),
+                request_id=request_id,
+            )
+            for _ in range(2)
+        )
     )
-    assert retried.state is EntityState.IN_PROGRESS
+    assert retried.state is again.state is EntityState.IN_PROGRESS
     assert (await handle.result()).state is EntityState.SUCCEEDED
+    assert len(_accepted_updates(await _history(client, app_id))) == 1
     app = await client.get_workflow_handle(app_id).describe()
     assert EntityMemo.model_validate((await app.memo())[MEMO_DETAIL]).attempt == 2
     memo = await (await client.get_workflow_handle(release_id).describe()).memo()

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from relmgr.errors import ConflictError
+from relmgr.errors import ConflictError, WorkerUnavailableError
 from relmgr.models import Control, ControlRecord, EntityState, ReleaseSummary
 from relmgr.settings import Settings
 from relmgr.temporal.messages import ApproveRequest, ControlRequest, ControlResult, RetryRequest
@@ -30,6 +30,7 @@ class FakeController:
 
     def __init__(self) -> None:
         self.sent: list[tuple[Control, str, ControlRequest, str]] = []
+        self.ids: list[str] = []  # every request ID sent, refused or not (where a test counts)
 
     async def send(
         self, action: Control, target_id: str, request: ControlRequest, *, request_id: str
@@ -231,3 +232,38 @@ def test_needs_attention_offers_no_retry_for_a_failure_that_holds_nothing(
     assert not at.exception
     assert [m for m in at.subheader if m.value == "Needs attention (1)"]
     assert not [label for label in _labels(at) if label.startswith("Retry")]
+
+
+def test_confirming_again_after_a_refusal_sends_the_same_request_id(
+    new_app: Callable[[], AppTest], sent: FakeController
+) -> None:
+    """The request ID is made when the dialog opens: a confirm that failed (no worker) and a
+    second one send the same ID, so Temporal acts once; each attempt is in the trail."""
+    failures = [
+        WorkerUnavailableError("no worker is polling task queue relmgr", task_queue="relmgr")
+    ]
+    original = sent.send
+
+    async def flaky(
+        action: Control, target_id: str, request: ControlRequest, *, request_id: str
+    ) -> ControlResult:
+        sent.ids.append(request_id)
+        if failures:
+            raise failures.pop()
+        return await original(action, target_id, request, request_id=request_id)
+
+    sent.send = flaky  # type: ignore[method-assign]
+    at = open_page(sign_in(new_app(), OPERATOR), "pages/release.py", release=GATED)
+    next(b for b in at.button if b.label == "Pause").click().run()
+    [b for b in at.button if b.label == "Pause"][-1].click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["no worker is polling task queue relmgr"]
+    [b for b in at.button if b.label == "Pause"][-1].click().run()
+    assert not at.exception
+    assert len(sent.ids) == 2
+    assert sent.ids[0] == sent.ids[1]
+    attempts = controls._trail(None).attempts()[-2:]
+    assert [(a.outcome, a.request_id) for a in attempts] == [
+        ("unavailable", sent.ids[0]),
+        ("accepted", sent.ids[0]),
+    ]

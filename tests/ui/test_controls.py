@@ -4,15 +4,18 @@ and the Waiting-for-you page (a fake reader and a fake controller behind the sea
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from relmgr.auth.users import load_users, write_users
 from relmgr.errors import ConflictError, WorkerUnavailableError
 from relmgr.models import Control, ControlRecord, EntityState, ReleaseSummary
-from relmgr.settings import Settings
+from relmgr.settings import Settings, get_settings
 from relmgr.temporal.messages import ApproveRequest, ControlRequest, ControlResult, RetryRequest
 from relmgr.testing.factories import T0, make_hierarchy
 from relmgr.testing.fake_reader import FakeReader
@@ -267,3 +270,30 @@ def test_confirming_again_after_a_refusal_sends_the_same_request_id(
         ("unavailable", sent.ids[0]),
         ("accepted", sent.ids[0]),
     ]
+
+
+def test_a_role_lowered_while_the_dialog_is_open_sends_nothing(
+    new_app: Callable[[], AppTest],
+    sent: FakeController,
+    users_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Authorisation is asked again on the run that would send: olga, made a viewer after
+    opening the dialog, finds the dialog and the buttons gone when she confirms; nothing is sent."""
+    users = tmp_path / "users.yaml"
+    shutil.copy(users_file, users)
+    monkeypatch.setenv("RELMGR_USERS_FILE", str(users))
+    get_settings.cache_clear()
+    at = open_page(sign_in(new_app(), OPERATOR), "pages/release.py", release=GATED)
+    next(b for b in at.button if b.label == "Pause").click().run()
+    assert not at.exception
+    lowered = [
+        u.model_copy(update={"roles": ("viewer",)}) if u.username == OPERATOR else u
+        for u in load_users(users).users.values()
+    ]
+    write_users(users, lowered)
+    [b for b in at.button if b.label == "Pause"][-1].click().run()
+    assert not at.exception
+    assert sent.sent == []
+    assert not {"Pause", "Cancel", "Approve wave 2"} & set(_labels(at))

@@ -297,3 +297,14 @@ def test_a_role_lowered_while_the_dialog_is_open_sends_nothing(
     assert not at.exception
     assert sent.sent == []
     assert not {"Pause", "Cancel", "Approve wave 2"} & set(_labels(at))
+
+
+def test_inbox_shows_a_viewer_what_waits_without_buttons(
+    app: AppTest, sent: FakeController
+) -> None:
+    """A viewer sees the waiting wave and the held app but no Approve or Retry."""
+    at = open_page(app, "pages/inbox.py")
+    assert not at.exception
+    lines = [m.value for m in at.markdown if " · waiting " in m.value]
+    assert ["app a1 failed" in lines[0], "wave 2 awaits approval" in lines[1]] == [True, True]
+    assert not {"Retry a1", "Approve wave 2"} & set(_labels(at))

@@ -20,10 +20,11 @@ run of a signed-in session checks its record the same way, so logout, `relmgr us
 password or role, or removing the user ends the session at its next run. Revocation is by `jti`,
 never by the cookie's text, which has other spellings that decode the same. Every refusal looks the
 same: the sign-in form. The form's password check goes through `relmgr.auth.users.verify_password`,
-which spends a bcrypt check on unknown names too. And failed sign-ins are limited in this process
-per username (`RELMGR_LOGIN_ATTEMPTS_PER_MINUTE`) and, much more loosely, per client address
+which spends a bcrypt check on unknown names too. And failed sign-ins are limited per username
+(`RELMGR_LOGIN_ATTEMPTS_PER_MINUTE`) and, much more loosely, per client address
 (`RELMGR_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE`, the address found through `RELMGR_TRUSTED_PROXIES`);
-a limited attempt is not checked.
+a limited attempt is not checked. Logouts, generations and failed sign-ins reach the other
+replicas through the process's auth ledger (`relmgr.ui.runtime.auth_ledger`, `relmgr.auth.ledger`).
 """
 
 from __future__ import annotations

@@ -38,6 +38,9 @@ from relmgr.temporal.ledger_state import (
 
 logger = logging.getLogger(__name__)
 
+# Writes kept while no writer is attached (Temporal not reached since start-up).
+MAX_UNSENT = 1000
+
 
 class LedgerWriter(Protocol):
     """Sends writes to the shared ledger (`relmgr.temporal.ledger`); never blocks, never raises.
@@ -58,8 +61,9 @@ def failure_key(scope: str, key: str) -> str:
 class AuthLedger:
     """This replica's view of the shared ledger: what it read last, plus its own writes.
 
-    Safe to use from any thread. Until a writer is attached (no Temporal yet, or a front end
-    without one) writes stay local; until a state is read, only local writes are known.
+    Safe to use from any thread. Writes made before a writer is attached (Temporal not reached
+    yet) are kept, up to `MAX_UNSENT`, and sent when one is; until a state is read, only local
+    writes are known.
     """
 
     def __init__(self, replica: str | None = None) -> None:
@@ -67,6 +71,7 @@ class AuthLedger:
         self._state = LedgerState()
         self._lock = threading.Lock()
         self._writer: LedgerWriter | None = None
+        self._unsent: list[LedgerEvent] = []
         # Set once this replica has read the ledger (a refresh cycle that asked for it).
         self.loaded = threading.Event()
         self.reads = 0
@@ -74,8 +79,12 @@ class AuthLedger:
         self.generations_version = 0
 
     def attach(self, writer: LedgerWriter) -> None:
-        """Send this replica's writes through `writer` from now on."""
-        self._writer = writer
+        """Send this replica's writes through `writer` from now on, the unsent ones first."""
+        with self._lock:
+            self._writer = writer
+            unsent, self._unsent = self._unsent, []
+        for event in unsent:
+            writer.submit(event)
 
     def _write(self, event: LedgerEvent) -> None:
         with self._lock:
@@ -85,9 +94,12 @@ class AuthLedger:
             self._state.apply(event)
             if before is not None and before != self._state.generations:
                 self.generations_version += 1
-        writer = self._writer
-        if writer is not None:
-            writer.submit(event)
+            writer = self._writer
+            if writer is None:
+                if len(self._unsent) < MAX_UNSENT:
+                    self._unsent.append(event)
+                return
+        writer.submit(event)
 
     def apply_memo(self, data: bytes) -> None:
         """Take in the ledger as the refresher read it (the memo payload's JSON bytes)."""

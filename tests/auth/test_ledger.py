@@ -137,6 +137,18 @@ def test_a_local_write_holds_at_once_and_is_sent() -> None:
     assert writer.events[0].jti == jti
 
 
+def test_writes_made_before_temporal_is_reached_are_sent_once_it_is() -> None:
+    """A logout taken while the replica had no writer yet holds at once and is sent on attach."""
+    ledger, writer = AuthLedger(), Recorder()
+    jti = new_jti()
+    ledger.revoke({jti: time.time() + 60})
+    assert ledger.is_revoked(jti)
+    ledger.attach(writer)
+    assert [(e.kind, e.jti) for e in writer.events] == [(LedgerEventKind.REVOKE, jti)]
+    ledger.revoke({new_jti(): time.time() + 60})
+    assert len(writer.events) == 2
+
+
 def test_a_session_ended_on_another_replica_is_refused_after_a_read(tmp_path: Path) -> None:
     """Replica B's store accepts the jti until B reads the ledger A wrote to, then refuses it."""
     a, b = AuthLedger("replica-a"), AuthLedger("replica-b")

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     # Signed-out dashboard cookies; unset: `revoked-sessions.json` beside the users file.
     revoked_sessions_file: Path | None = None
+    # The auth ledger (relmgr.auth.ledger): sign-outs, session generations and failed logins
+    # shared by every replica through one Temporal workflow. Off: each replica keeps its own.
+    auth_ledger: bool = True
+    auth_ledger_workflow_id: str = "relmgr-auth-ledger"
+    auth_ledger_task_queue: str = "relmgr-auth-ledger"
     cors_origins: list[str] = []
     audit_log: Path | None = None
 

@@ -20,6 +20,7 @@ from relmgr.api.headers import SecurityHeadersMiddleware
 from relmgr.api.proxied import TrustedProxyMiddleware
 from relmgr.api.routes import auth, controls, entities, health, releases
 from relmgr.api.security import TokenService
+from relmgr.auth.ledger import AuthLedger
 from relmgr.auth.proxies import TrustedProxies
 from relmgr.auth.sessions import RevocationStore
 from relmgr.auth.store import UsersStore
@@ -81,7 +82,9 @@ async def _connect(state: ApiState, first_attempt: asyncio.Event) -> None:
     while True:
         try:
             if state.reader is None:
-                state.reader = await create_reader(state.settings, on_failed_attempt=note)
+                state.reader = await create_reader(
+                    state.settings, on_failed_attempt=note, auth_ledger=state.ledger
+                )
                 state.connect_problem = None
             # Controls go through a client of their own: they send Updates, the reader only
             # reads; each Update names its operator in its own identity.
@@ -112,15 +115,20 @@ def create_app(
     them to the caller; without, the app's lifespan connects both and closes them on shutdown.
     """
     settings = settings or get_settings()
+    # Shared with the other replicas through Temporal once the reader connects (`_connect`).
+    ledger = AuthLedger()
     state = ApiState(
         settings=settings,
         tokens=TokenService.from_settings(settings),
-        users=UsersStore(settings.users_file),
+        users=UsersStore(settings.users_file, ledger),
         limiter=LoginLimiter(
-            settings.login_attempts_per_minute, settings.login_attempts_per_client_per_minute
+            settings.login_attempts_per_minute,
+            settings.login_attempts_per_client_per_minute,
+            ledger=ledger,
         ),
         audit=AuditLog(settings.audit_log),
-        revocations=RevocationStore(settings.revoked_sessions_path),
+        revocations=RevocationStore(settings.revoked_sessions_path, ledger),
+        ledger=ledger,
         proxies=TrustedProxies.parse(settings.trusted_proxies),
         reader=reader,
         controller=controller,

@@ -13,6 +13,7 @@ from relmgr.api.audit import AuditEvent, AuditLog
 from relmgr.api.caching import ResponseCache
 from relmgr.api.errors import ApiError
 from relmgr.api.security import TokenClaims, TokenProblem, TokenRejectedError, TokenService
+from relmgr.auth.ledger import AuthLedger
 from relmgr.auth.proxies import TrustedProxies
 from relmgr.auth.sessions import RevocationStore
 from relmgr.auth.store import UsersStore
@@ -36,6 +37,7 @@ class ApiState:
     limiter: LoginLimiter
     audit: AuditLog
     revocations: RevocationStore
+    ledger: AuthLedger = field(default_factory=AuthLedger)
     proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
     reader: ReleaseReader | None = None
     controller: ControlSender | None = None

@@ -186,6 +186,10 @@ class ReadyResponse(_Frozen):
 
     status: Literal["ready"] = "ready"
     temporal: Literal["ok"] = "ok"
+    # What reading has cost Temporal so far: a replica's refresh costs one list call per cycle
+    # (the auth ledger rides in it), so these two grow together while nothing new is read.
+    refresh_cycles: int = 0
+    list_calls: int = 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,10 @@ A file that exists but cannot be read or parsed is logged as a warning naming it
 cookie or token is accepted until it is fixed or removed (signing in with a password still
 works): treating it as empty would silently bring back every session it ended.
 
-`RevocationStore` is the interface the front ends use; its backing (this file) can change.
+`RevocationStore` is the interface the front ends use. The file is this replica's own record (it
+holds across restarts, and while Temporal is unreachable); given an `AuthLedger`
+(`relmgr.auth.ledger`), a sign-out also goes to the ledger every replica reads, and a session
+ended on any replica is refused here within one refresh, with no file shared between replicas.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TypeGuard
 
+from relmgr.auth.ledger import AuthLedger
 from relmgr.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -177,28 +181,38 @@ def _revoke(path: Path, jtis: Mapping[str, float], *, now: float | None = None) 
 class RevocationStore:
     """Which sessions (by `jti`) have been ended before their expiry.
 
-    The one interface the dashboard, the API and the CLI use; backed by the shared file above.
+    The one interface the dashboard, the API and the CLI use; backed by the file above and, if
+    given, the auth ledger every replica shares.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, ledger: AuthLedger | None = None) -> None:
         self.path = path
+        self.ledger = ledger
 
     def revoke(self, jtis: Mapping[str, float], *, now: float | None = None) -> None:
         """End these sessions (`jti` -> its expiry, Unix seconds).
 
         Expired entries are dropped on the way. Raises ConfigError, naming the file, if it cannot
         be written, or if it exists but is unusable (it is left as it is, for a person to look
-        at; meanwhile no cookie or token is accepted, so the sign-out still holds).
+        at; meanwhile no cookie or token is accepted, so the sign-out still holds). Once the
+        file has it, the ledger gets it (in the background; see `relmgr.auth.ledger`).
         """
         _revoke(self.path, jtis, now=now)
+        if self.ledger is not None:
+            moment = time.time() if now is None else now
+            self.ledger.revoke({j: e for j, e in jtis.items() if e > moment and is_jti(j)})
 
     def is_revoked(self, jti: str) -> bool:
         """True if the session `jti` was ended (a session using it must end now)."""
+        if self.ledger is not None and self.ledger.is_revoked(jti):
+            return True
         return jti in _current(self.path).entries
 
     def accepts(self, jti: object) -> bool:
         """True if `jti` may be used: well-formed, not ended, and the store usable."""
         if not is_jti(jti):
+            return False
+        if self.ledger is not None and self.ledger.is_revoked(jti):
             return False
         listing = _current(self.path)
         return listing.problem is None and jti not in listing.entries

@@ -20,6 +20,7 @@ from relmgr.settings import Settings, get_settings
 from relmgr.testing.fake_reader import FakeReader
 
 if TYPE_CHECKING:
+    from relmgr.auth.ledger import AuthLedger
     from relmgr.reader.temporal_reader import TemporalReader
 
 __all__ = [
@@ -44,10 +45,14 @@ async def create_reader(
     settings: Settings | None = None,
     *,
     on_failed_attempt: Callable[[str], None] | None = None,
+    auth_ledger: AuthLedger | None = None,
 ) -> ReleaseReader:
     """Connect to Temporal (retrying with backoff) and start the shared refresher.
 
     `on_failed_attempt` hears about each failed connection attempt that will be retried.
+    With `auth_ledger` (and `RELMGR_AUTH_LEDGER` on), the refresher's delta call also reads the
+    auth ledger's memo into it, and this process runs the ledger's worker and sends the
+    ledger's writes (`relmgr.temporal.ledger`) until the reader closes.
     Raises `TemporalUnavailableError` if Temporal cannot be reached, `ConfigError` for settings
     that cannot work.
     """
@@ -57,5 +62,20 @@ async def create_reader(
     settings = settings or get_settings()
     client = await connect(settings, on_failed_attempt=on_failed_attempt)
     reader = TemporalReader.from_client(client, settings)
+    if auth_ledger is not None and settings.auth_ledger:
+        from relmgr.temporal.ledger import LedgerService, ledger_workflow_id, pinned_query
+        from relmgr.temporal.ledger_state import MEMO_AUTH
+
+        workflow_id = ledger_workflow_id(settings)
+        reader.follow_memo(
+            workflow_id,
+            pinned_query(workflow_id),
+            MEMO_AUTH,
+            auth_ledger.apply_memo,
+            on_read=auth_ledger.loaded.set,
+        )
+        service = LedgerService.start(client, settings)
+        auth_ledger.attach(service.writer)
+        reader.close_with(service.aclose)
     reader.start()
     return reader

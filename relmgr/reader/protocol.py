@@ -26,6 +26,8 @@ class ReaderStats(BaseModel):
     describe_calls: int = 0
     query_calls: int = 0
     watched_releases: int = 0
+    # Refresh cycles completed: with `list_calls`, shows what a cycle costs (one delta call).
+    refresh_cycles: int = 0
 
     @property
     def temporal_calls(self) -> int:

@@ -51,12 +51,18 @@ def format_time(moment: datetime) -> str:
 
 
 def delta_query(
-    since: datetime, release_ids: Collection[str], *, include_release_list: bool
+    since: datetime,
+    release_ids: Collection[str],
+    *,
+    include_release_list: bool,
+    pinned: str | None = None,
 ) -> str:
     """Rows that changed or closed at or after `since`, in the given releases or any release row.
 
     `CloseTime` catches workflows that ended without publishing a last change (terminated,
-    timed out); `RelmgrLastChange` catches every published change.
+    timed out); `RelmgrLastChange` catches every published change. `pinned`, a clause built by
+    relmgr itself (the auth ledger's `relmgr.temporal.ledger.pinned_query`), is added whole,
+    changed or not, so its workflow rides in the same call.
     """
     scopes: list[str] = []
     if include_release_list:
@@ -68,4 +74,5 @@ def delta_query(
         raise ValueError("a delta query needs at least one release or the release list")
     stamp = format_time(since)
     changed = f"{SA_LAST_CHANGE.name} >= '{stamp}' OR CloseTime >= '{stamp}'"
-    return f"({changed}) AND ({' OR '.join(scopes)})"
+    query = f"({changed}) AND ({' OR '.join(scopes)})"
+    return f"({query}) OR {pinned}" if pinned else query

@@ -15,6 +15,11 @@ of calls. Each snapshot is also re-read in full every `resync_seconds` (one per 
 which drops workflows that have disappeared. Snapshots nobody read for `watch_ttl_seconds` are
 forgotten.
 
+A *pinned* clause (`pin`: the auth ledger's workflow, `relmgr.auth.ledger`) is ORed into the
+first delta call of every cycle, so the ledger's memo arrives in the call the cycle makes anyway;
+with nothing watched, the cycle makes that one call for the pinned clause alone. So a replica
+costs Temporal one call per cycle, whatever its viewers.
+
 While the release list is watched, every release on it that is still running is *followed*: it
 gets a snapshot of its own, as if someone had its page open, so the list, its tiles and
 `get_release` show the same app counts and last change as the release's tree. Followed releases
@@ -161,6 +166,14 @@ class SnapshotCache:
         self._last_success_mono: float | None = None
         self.cycles = 0
         self.last_report: RefreshReport | None = None
+        self._pinned: str | None = None
+        self._on_pinned_read: Callable[[], None] | None = None
+
+    def pin(self, clause: str | None, on_read: Callable[[], None] | None = None) -> None:
+        """Include the visibility `clause` in every cycle's delta call (None: stop); `on_read`
+        hears of each cycle that read it (whether or not a workflow matched)."""
+        self._pinned = clause
+        self._on_pinned_read = on_read
 
     # ---- state -------------------------------------------------------------------------------
 
@@ -412,9 +425,10 @@ class SnapshotCache:
         if not snapshots:
             # Nothing watched, nothing to know: an old failure no longer describes any data.
             self._failure = None
-            report = RefreshReport(started_at=started_at)
-            self.last_report = report
-            return report
+            if self._pinned is None:
+                report = RefreshReport(started_at=started_at)
+                self.last_report = report
+                return report
         due = [s for s in snapshots if mono - s.loaded_mono >= self.policy.resync_seconds]
         resync = min(due, key=lambda s: s.loaded_mono) if due else None
         rest = [s for s in snapshots if s is not resync]
@@ -434,6 +448,9 @@ class SnapshotCache:
                 queries += calls
                 received += len(delta_rows)
                 self._apply_delta(delta_rows)
+            elif self._pinned is not None:
+                queries += 1
+                received += len(await self._source.list_rows(self._pinned, delta=True))
             if self._list is not None:
                 # Running releases new to the list since the last cycle (none, mostly).
                 follow = await self._follow(self._list, started_at)
@@ -459,6 +476,8 @@ class SnapshotCache:
         self._failed_at = None
         self._note_success(started_at)
         self.cycles += 1
+        if self._pinned is not None and self._on_pinned_read is not None:
+            self._on_pinned_read()
         report = RefreshReport(
             started_at=started_at,
             list_queries=queries,
@@ -495,7 +514,12 @@ class SnapshotCache:
             if not chunk and not with_list:
                 continue
             calls += 1
-            query = delta_query(since, chunk, include_release_list=with_list)
+            query = delta_query(
+                since,
+                chunk,
+                include_release_list=with_list,
+                pinned=self._pinned if number == 0 else None,
+            )
             rows.extend(await self._source.list_rows(query, delta=True))
         return rows, calls
 

@@ -100,6 +100,13 @@ class TemporalVisibility:
         self._list_timeout = list_timeout if list_timeout is not None else 2.5 * rpc_timeout
         self._live_timeout = live_query_timeout
         self._counters = _Counters()
+        # Workflow ID -> (memo field, sink): rows of these workflows are not entities; their
+        # memo field's JSON bytes go to the sink instead (the auth ledger, `relmgr.auth.ledger`).
+        self._memo_sinks: dict[str, tuple[str, Callable[[bytes], None]]] = {}
+
+    def watch_memo(self, workflow_id: str, field: str, sink: Callable[[bytes], None]) -> None:
+        """Hand the memo `field` of `workflow_id` to `sink` whenever a list returns its row."""
+        self._memo_sinks[workflow_id] = (field, sink)
 
     async def _call(
         self,
@@ -159,6 +166,12 @@ class TemporalVisibility:
                 what="listing workflows",
             )
             for info in response.executions:
+                watched = self._memo_sinks.get(info.execution.workflow_id)
+                if watched is not None:
+                    payload = info.memo.fields.get(watched[0])
+                    if payload is not None:
+                        watched[1](payload.data)
+                    continue
                 row = row_from_info(info)
                 if row is not None:
                     rows.append(row)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from temporalio.client import Client
 
@@ -71,6 +72,7 @@ class TemporalReader:
         self._ready: Coalescer[None] = Coalescer(self._clock, ttl=settings.refresh_seconds)
         self._refresher: asyncio.Task[None] | None = None
         self._closed = False
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
     def from_client(
@@ -90,6 +92,26 @@ class TemporalReader:
             self._refresher = asyncio.get_running_loop().create_task(
                 self.cache.run(), name="relmgr-refresher"
             )
+
+    def follow_memo(
+        self,
+        workflow_id: str,
+        clause: str,
+        field: str,
+        sink: Callable[[bytes], None],
+        on_read: Callable[[], None] | None = None,
+    ) -> None:
+        """Read the memo `field` of `workflow_id` in every refresh cycle's delta call (`clause`
+        selects it) and hand its JSON bytes to `sink`, then call `on_read` (also when no such
+        workflow exists yet); for the auth ledger."""
+        if not isinstance(self._source, TemporalVisibility):
+            raise TypeError("only a reader on Temporal visibility can follow a memo")
+        self._source.watch_memo(workflow_id, field, sink)
+        self.cache.pin(clause, on_read)
+
+    def close_with(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Await `closer` when the reader closes (what was started alongside it)."""
+        self._closers.append(closer)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -216,7 +238,12 @@ class TemporalReader:
     def stats(self) -> ReaderStats:
         """The Temporal calls made so far by type, and how many releases are watched."""
         counted = self._source.stats()
-        return counted.model_copy(update={"watched_releases": len(self.cache.watched_releases())})
+        return counted.model_copy(
+            update={
+                "watched_releases": len(self.cache.watched_releases()),
+                "refresh_cycles": self.cache.cycles,
+            }
+        )
 
     async def aclose(self) -> None:
         """Stop the refresher; later calls raise `TemporalUnavailableError`."""
@@ -225,6 +252,9 @@ class TemporalReader:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        closers, self._closers = self._closers, []
+        for closer in closers:
+            await closer()
 
     # ---- helpers ------------------------------------------------------------------------
 

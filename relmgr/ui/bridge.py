@@ -66,6 +66,12 @@ class _BackgroundLoop:
             self.loop.close()
 
 
+def _ignore_failure(future: concurrent.futures.Future[ReleaseReader]) -> None:
+    # A failed warm-up is not lost: the next read builds the reader again and reports it.
+    if not future.cancelled():
+        future.exception()
+
+
 class SyncReader:
     """Call a `ReleaseReader` from any thread; each call is bounded by `timeout` seconds."""
 
@@ -82,12 +88,23 @@ class SyncReader:
         self._reader: ReleaseReader | None = None
         self._reader_lock = asyncio.Lock()
         self._closed = False
+        self._warming: concurrent.futures.Future[ReleaseReader] | None = None
 
     async def _get_reader(self) -> ReleaseReader:
         async with self._reader_lock:
             if self._reader is None:
                 self._reader = await self._factory()
             return self._reader
+
+    def warm(self) -> None:
+        """Start building the reader on the loop without waiting (once at a time); a failure is
+        left for the next read to meet and report."""
+        if self._closed or self._reader is not None or not self._background.alive:
+            return
+        if self._warming is not None and not self._warming.done():
+            return
+        self._warming = asyncio.run_coroutine_threadsafe(self._get_reader(), self._background.loop)
+        self._warming.add_done_callback(_ignore_failure)
 
     def _run(self, call: Callable[[ReleaseReader], Coroutine[Any, Any, T]], timeout: float) -> T:
         if self._closed:

@@ -20,10 +20,11 @@ run of a signed-in session checks its record the same way, so logout, `relmgr us
 password or role, or removing the user ends the session at its next run. Revocation is by `jti`,
 never by the cookie's text, which has other spellings that decode the same. Every refusal looks the
 same: the sign-in form. The form's password check goes through `relmgr.auth.users.verify_password`,
-which spends a bcrypt check on unknown names too. And failed sign-ins are limited in this process
-per username (`RELMGR_LOGIN_ATTEMPTS_PER_MINUTE`) and, much more loosely, per client address
+which spends a bcrypt check on unknown names too. And failed sign-ins are limited per username
+(`RELMGR_LOGIN_ATTEMPTS_PER_MINUTE`) and, much more loosely, per client address
 (`RELMGR_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE`, the address found through `RELMGR_TRUSTED_PROXIES`);
-a limited attempt is not checked.
+a limited attempt is not checked. Logouts, generations and failed sign-ins reach the other
+replicas through the process's auth ledger (`relmgr.ui.runtime.auth_ledger`, `relmgr.auth.ledger`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from relmgr.auth.throttle import LoginLimiter
 from relmgr.auth.users import User, UsersFile, session_epoch, verify_password
 from relmgr.errors import ConfigError
 from relmgr.settings import Settings, check_secret
+from relmgr.ui import runtime
 from relmgr.ui.present import md_escape
 
 logger = logging.getLogger(__name__)
@@ -140,6 +142,11 @@ def _streamlit_secret(name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _revocations(settings: Settings) -> RevocationStore:
+    """The revoked sessions: this replica's file and the ledger every replica shares."""
+    return RevocationStore(settings.revoked_sessions_path, runtime.auth_ledger())
+
+
 def cookie_key(settings: Settings) -> str:
     """The cookie signing key from the environment or Streamlit secrets; ConfigError if unusable."""
     raw = settings.cookie_key.get_secret_value() or _streamlit_secret("cookie_key")
@@ -148,13 +155,15 @@ def cookie_key(settings: Settings) -> str:
 
 def current_users(settings: Settings) -> UsersFile:
     """The users in force (the store shared with the API's behaviour); ConfigError if unusable."""
-    return shared_store(settings.users_file).current()
+    return shared_store(settings.users_file, runtime.auth_ledger()).current()
 
 
 @lru_cache(maxsize=1)
 def login_limiter(failures_per_minute: int, client_failures_per_minute: int) -> LoginLimiter:
     """This process's count of failed sign-ins, shared by all its sessions."""
-    return LoginLimiter(failures_per_minute, client_failures_per_minute)
+    return LoginLimiter(
+        failures_per_minute, client_failures_per_minute, ledger=runtime.auth_ledger()
+    )
 
 
 def client_address(settings: Settings) -> str:
@@ -256,7 +265,7 @@ def _read_cookie(settings: Settings, key: str, users: UsersFile) -> dict[str, An
     if found is None:
         return None
     username, record = found
-    revocations = RevocationStore(settings.revoked_sessions_path)
+    revocations = _revocations(settings)
     if not record.valid_for(users.get(username), revocations, from_cookie=True):
         return None
     return {"username": username, "exp_date": record.expires, "jti": record.jti}
@@ -292,7 +301,7 @@ def _revoke_session(settings: Settings, key: str, users: UsersFile) -> None:
     if not ended:
         return
     try:
-        RevocationStore(settings.revoked_sessions_path).revoke(ended)
+        _revocations(settings).revoke(ended)
     except ConfigError as exc:
         # The logout itself goes on: this browser's cookie is deleted and the session ends.
         logger.error("logout not recorded, copies of the cookie stay valid: %s", exc.message)
@@ -309,7 +318,7 @@ def _end_stale_session(
         return False
     record = SessionRecord.from_state(state.get(SESSION_KEY))
     user = users.get(str(state.get("username")))
-    revocations = RevocationStore(settings.revoked_sessions_path)
+    revocations = _revocations(settings)
     if record is None or not record.valid_for(user, revocations, from_cookie=False):
         authenticator.logout(location="unrendered")
         state.pop(SESSION_KEY, None)
@@ -336,6 +345,11 @@ def gate(settings: Settings) -> SignedIn | None:
     Raises ConfigError, before anything is shown, if the cookie key or the users file is unusable.
     """
     key = cookie_key(settings)
+    if settings.auth_ledger:
+        # The reader reads the auth ledger: a cookie is judged once it has (see await_ledger).
+        runtime.start_reading()
+        if _browser_cookie(settings) is not None:
+            runtime.await_ledger()
     users = current_users(settings)
     authenticator = _authenticator(settings, key, users)
     state = st.session_state
@@ -402,7 +416,7 @@ def _from_cookie(settings: Settings, key: str, users: UsersFile) -> bool:
     found = _cookie_record(sent, key, users) if sent is not None else None
     if found is None or found[0] != st.session_state.get("username"):
         return False
-    revocations = RevocationStore(settings.revoked_sessions_path)
+    revocations = _revocations(settings)
     if not found[1].valid_for(users.get(found[0]), revocations, from_cookie=True):
         return False
     st.session_state[SESSION_KEY] = asdict(found[1])
@@ -411,7 +425,7 @@ def _from_cookie(settings: Settings, key: str, users: UsersFile) -> bool:
 
 def users_file_problem(settings: Settings) -> str | None:
     """Why the users file on disk is not in force (a broken edit), or None."""
-    return shared_store(settings.users_file).problem
+    return shared_store(settings.users_file, runtime.auth_ledger()).problem
 
 
 def render_users_file_problem(settings: Settings, user: SignedIn) -> None:

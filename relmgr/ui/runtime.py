@@ -4,20 +4,31 @@ Every page reads through `get_reader()`: a `SyncReader` (one background event lo
 client) cached with `st.cache_resource`, so all sessions and reruns share it. It is built from
 `relmgr.reader.create_reader`, imported only when the first read happens, so that tests which
 install a fake with `set_reader_factory` never import temporalio.
+
+The process's `AuthLedger` (`relmgr.auth.ledger`) lives here too: the real reader reads it in its
+refresh cycle and sends its writes, so sign-outs, generations and failed sign-ins are shared with
+every other replica. `start_reading` builds the reader in the background from the sign-in gate,
+so that the ledger is read before the first page is.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 
 import streamlit as st
 
+from relmgr.auth.ledger import AuthLedger
 from relmgr.errors import RelmgrError, TemporalUnavailableError
 from relmgr.reader.protocol import ReleaseReader
 from relmgr.settings import Settings, get_settings
 from relmgr.ui.bridge import SyncReader
 
 ReaderFactory = Callable[[Settings], Awaitable[ReleaseReader]]
+
+logger = logging.getLogger(__name__)
 
 _factory: ReaderFactory | None = None
 # Bumped by every `set_reader_factory`, so the cache builds a new reader for the new factory.
@@ -28,7 +39,39 @@ async def _create_default_reader(settings: Settings) -> ReleaseReader:
     # Imported here: it pulls in temporalio, which tests with a fake reader never need.
     from relmgr.reader import create_reader
 
-    return await create_reader(settings)
+    return await create_reader(settings, auth_ledger=auth_ledger())
+
+
+@lru_cache(maxsize=1)
+def auth_ledger() -> AuthLedger:
+    """This process's view of the auth ledger, shared by all its sessions."""
+    return AuthLedger()
+
+
+def start_reading() -> None:
+    """Build the shared reader in the background if it is not there yet (no wait)."""
+    get_reader().warm()
+
+
+# How long a cookie check waits for this process's first read of the auth ledger, once.
+LEDGER_WAIT_SECONDS = 5.0
+_ledger_wait_over = threading.Event()
+
+
+def await_ledger() -> None:
+    """Wait (once per process, at most `LEDGER_WAIT_SECONDS`) for the first read of the auth
+    ledger, so that a fresh replica judges its first cookies as the others do. If Temporal
+    does not answer, cookies are judged on this replica's own records from then on."""
+    ledger = auth_ledger()
+    if ledger.loaded.is_set() or _ledger_wait_over.is_set():
+        return
+    if not ledger.loaded.wait(LEDGER_WAIT_SECONDS):
+        logger.warning(
+            "the auth ledger was not read within %g s (Temporal unavailable?): sign-in cookies "
+            "are checked against this replica's own records until it is",
+            LEDGER_WAIT_SECONDS,
+        )
+    _ledger_wait_over.set()
 
 
 def set_reader_factory(factory: ReaderFactory | None) -> None:

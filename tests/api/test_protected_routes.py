@@ -119,4 +119,9 @@ async def test_every_protected_route_accepts_a_good_token(app: FastAPI) -> None:
 async def test_public_probes_need_no_token(api: httpx.AsyncClient) -> None:
     """/health and /ready answer without a token."""
     assert (await api.get("/health")).json() == {"status": "ok"}
-    assert (await api.get("/ready")).json() == {"status": "ready", "temporal": "ok"}
+    assert (await api.get("/ready")).json() == {
+        "status": "ready",
+        "temporal": "ok",
+        "refresh_cycles": 0,
+        "list_calls": 0,
+    }

@@ -241,7 +241,8 @@ def test_the_api_is_served_under_its_own_name(front: Front, https: httpx.Client)
     host = {"Host": "api.relmgr.example.com"}
     ready = https.get(f"{front.url}/ready", headers=host)
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "temporal": "ok"}
+    assert ready.json()["status"] == "ready"
+    assert ready.json()["temporal"] == "ok"
     assert ready.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
     assert "set-cookie" not in ready.headers
     too_big = https.post(

@@ -66,13 +66,13 @@ def environment(
     monkeypatch.setenv("RELMGR_USERS_FILE", str(users_file))
     monkeypatch.setenv("RELMGR_COOKIE_KEY", COOKIE_KEY)
     monkeypatch.setenv("RELMGR_REVOKED_SESSIONS_FILE", str(tmp_path / "revoked-sessions.json"))
-    get_settings.cache_clear()
-    login_limiter.cache_clear()
-    shared_store.cache_clear()
+    # No Temporal here: the gate must not start a real reader for the auth ledger.
+    monkeypatch.setenv("RELMGR_AUTH_LEDGER", "false")
+    for cached in (get_settings, login_limiter, shared_store, runtime.auth_ledger):
+        cached.cache_clear()
     yield
-    get_settings.cache_clear()
-    login_limiter.cache_clear()
-    shared_store.cache_clear()
+    for cached in (get_settings, login_limiter, shared_store, runtime.auth_ledger):
+        cached.cache_clear()
 
 
 def demo_tree() -> ReleaseHierarchy:

@@ -31,4 +31,5 @@ async def ready(response: Response, state: StateDep) -> ReadyResponse:
         raise state.not_connected()
     await within_budget(state.reader.check_ready())
     response.headers["Cache-Control"] = "no-store"
-    return ReadyResponse()
+    stats = state.reader.stats()
+    return ReadyResponse(refresh_cycles=stats.refresh_cycles, list_calls=stats.list_calls)

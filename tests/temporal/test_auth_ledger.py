@@ -1,0 +1,135 @@
+"""The auth ledger workflow on the real dev server: signals kept without a worker, the memo read
+by the refresher's list call, state carried over continue-as-new; and a failed write logged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any, cast
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.worker import Worker
+
+from relmgr.auth.ledger import AuthLedger
+from relmgr.reader.source import TemporalVisibility
+from relmgr.settings import Settings
+from relmgr.temporal.ledger import LedgerService, TemporalLedgerWriter, pinned_query
+from relmgr.temporal.ledger_state import MEMO_AUTH, LedgerEvent, LedgerEventKind, LedgerState
+from relmgr.temporal.ledger_workflow import AuthLedgerWorkflow, LedgerStart
+
+pytestmark = pytest.mark.integration
+
+
+def ledger_settings() -> Settings:
+    suffix = uuid.uuid4().hex[:8]
+    return Settings(
+        auth_ledger_workflow_id=f"ledger-{suffix}", auth_ledger_task_queue=f"ledger-tq-{suffix}"
+    )
+
+
+async def read_memo(client: Client, settings: Settings) -> LedgerState | None:
+    """The ledger as the refresher reads it: one list call, the memo handed to a sink."""
+    seen: list[bytes] = []
+    source = TemporalVisibility(client, rpc_timeout=2.0)
+    source.watch_memo(settings.auth_ledger_workflow_id, MEMO_AUTH, seen.append)
+    rows = await source.list_rows(pinned_query(settings.auth_ledger_workflow_id), delta=True)
+    assert rows == []  # the ledger is no entity
+    return LedgerState.from_memo_bytes(seen[-1]) if seen else None
+
+
+async def eventually(client: Client, settings: Settings, check: Any) -> LedgerState:
+    deadline = time.monotonic() + 10
+    while True:
+        state = await read_memo(client, settings)
+        if state is not None and check(state):
+            return state
+        assert time.monotonic() < deadline, state
+        await asyncio.sleep(0.2)
+
+
+async def test_signals_sent_with_no_worker_reach_the_memo_once_a_worker_runs(
+    client: Client,
+) -> None:
+    """A logout and a failed login sent while no ledger worker runs are kept by the server; the
+    first worker to start publishes them, and the refresher's list call hands them over."""
+    settings = ledger_settings()
+    writer = TemporalLedgerWriter(client, settings)
+    jti = uuid.uuid4().hex
+    expires = time.time() + 600
+    assert await writer.send(LedgerEvent(kind=LedgerEventKind.REVOKE, jti=jti, expires=expires))
+    assert await writer.send(
+        LedgerEvent(kind=LedgerEventKind.FAILURE, key="user:alice", at=time.time(), origin="r1")
+    )
+    before = await eventually(client, settings, lambda s: True)
+    assert before.revoked == {}  # recorded, not yet processed: no worker
+    service = LedgerService.start(client, settings)
+    try:
+        state = await eventually(client, settings, lambda s: jti in s.revoked)
+        assert state.revoked[jti] == pytest.approx(expires)
+        assert [origin for _, origin in state.failures["user:alice"]] == ["r1"]
+        ledger = AuthLedger()
+        ledger.apply_memo(json.dumps(state.to_memo()).encode())
+        assert ledger.is_revoked(jti)
+    finally:
+        await service.aclose()
+
+
+async def test_the_state_survives_continue_as_new(client: Client) -> None:
+    """With a tiny history limit the ledger continues as new; its state, and later writes, stay."""
+    settings = ledger_settings()
+    workflow_id = settings.auth_ledger_workflow_id
+    async with Worker(
+        client, task_queue=settings.auth_ledger_task_queue, workflows=[AuthLedgerWorkflow]
+    ):
+        handle = await client.start_workflow(
+            AuthLedgerWorkflow.run,
+            LedgerStart(history_limit=10),
+            id=workflow_id,
+            task_queue=settings.auth_ledger_task_queue,
+        )
+        first_run = handle.result_run_id
+        writer = TemporalLedgerWriter(client, settings)
+        for number in range(6):
+            event = LedgerEvent(
+                kind=LedgerEventKind.GENERATION, username=f"user{number}", generation=number + 1
+            )
+            assert await writer.send(event)
+            await asyncio.sleep(0.1)
+        state = await eventually(client, settings, lambda s: len(s.generations) == 6)
+        assert state.generations == {f"user{n}": n + 1 for n in range(6)}
+        described = await client.get_workflow_handle(workflow_id).describe()
+        assert described.run_id != first_run
+        assert described.status is WorkflowExecutionStatus.RUNNING
+        first = await client.get_workflow_handle(workflow_id, run_id=first_run).describe()
+        assert first.status is WorkflowExecutionStatus.CONTINUED_AS_NEW
+        await client.get_workflow_handle(workflow_id).terminate("test over")
+
+
+class _RefusingClient:
+    """Stands in for a client whose server refuses every call."""
+
+    async def start_workflow(self, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("connection refused (127.0.0.1:1)")
+
+
+async def test_a_write_that_cannot_be_sent_is_logged_without_its_jti(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The warning names the problem, the setting, and that only this replica honours it."""
+    settings = ledger_settings()
+    writer = TemporalLedgerWriter(cast(Client, _RefusingClient()), settings)
+    jti = uuid.uuid4().hex
+    sent = await writer.send(
+        LedgerEvent(kind=LedgerEventKind.REVOKE, jti=jti, expires=time.time() + 60)
+    )
+    assert sent is False
+    assert writer.failed == 1
+    assert "auth ledger write (revoke) not sent" in caplog.text
+    assert "connection refused" in caplog.text
+    assert "only this replica honours it" in caplog.text
+    assert "RELMGR_TEMPORAL_ADDRESS" in caplog.text
+    assert jti not in caplog.text
+    assert jti[:8] not in caplog.text

@@ -15,8 +15,14 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from relmgr.models import EntityKind, EntityState, ReleaseHierarchy, ReleaseSummary
-from relmgr.progress.timeline import duration_seconds, plan_shape
+from relmgr.models import (
+    EntityKind,
+    EntityState,
+    ReleaseHierarchy,
+    ReleaseSummary,
+    duration_seconds,
+)
+from relmgr.progress.timeline import plan_shape
 
 # "This release vs the median of the last N" compares with this many releases of its shape.
 COMPARE_LAST = 10

@@ -39,6 +39,7 @@ from relmgr.models import (
     StateCounts,
     TreeNode,
     Wave,
+    duration_seconds,
 )
 
 # The earlier releases an estimate may learn from: the newest that succeeded, one list page.
@@ -125,13 +126,6 @@ class ReleaseTimeline(_Frozen):
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers.
-
-
-def duration_seconds(started_at: datetime | None, finished_at: datetime | None) -> float | None:
-    """Seconds from start to finish, or None unless both exist."""
-    if started_at is None or finished_at is None:
-        return None
-    return (finished_at - started_at).total_seconds()
 
 
 def state_name(state: object) -> str:

@@ -329,6 +329,11 @@ class Release(Entity):
     rollup: Rollup = Rollup()
     waves: tuple[Wave, ...] = ()
 
+    @property
+    def clusters_total(self) -> int:
+        """Clusters over all waves (a cluster deployed to in two waves counts twice)."""
+        return sum(len(wave.clusters) for wave in self.waves)
+
 
 TreeNode = Release | Wave | Cluster | Bundle | App
 
@@ -411,6 +416,8 @@ class ReleaseSummary(Entity):
     """
 
     waves_total: int = 0
+    # Clusters over all waves, as in the release's plan; 0 when the plan is unknown.
+    clusters_total: int = 0
     current_wave: int | None = None
     apps: StateCounts = Field(
         default=StateCounts(), description="The release's apps, each counted in its own state."

@@ -36,6 +36,7 @@ PAYMENTS_ITEM: dict[str, Any] = {
     "next_retry_at": None,
     "scheduled_for": None,
     "waves_total": 1,
+    "clusters_total": 1,
     "current_wave": 1,
     "apps": {
         "pending": 0,

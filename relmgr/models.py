@@ -269,9 +269,11 @@ class Entity(_Frozen):
     scheduled_for: datetime | None = None
 
     # Derived, so a computed field: every dump (API bodies, the tree, the entity) carries it and
-    # no code path can let it disagree with the two times. Dumps are parsed again (snapshots,
-    # caches, tests, a `get_state` query's answer), and `extra="forbid"` would refuse the key, so
-    # `_drop_derived` removes it from the input: what is derived is never taken from outside.
+    # no code path can let it disagree with the two times; adding it in the API layer instead
+    # would need a second tree of response models (Release to App) kept in step with these.
+    # Dumps are parsed again (snapshots, caches, tests, a `get_state` query's answer), and
+    # `extra="forbid"` would refuse the key, so `_drop_derived` removes it from the input: what
+    # is derived is never taken from outside.
     # Null while running: a duration up to "now" would make a body cached per revision depend
     # on when it was read.
     @computed_field(  # type: ignore[prop-decorator]  # pydantic's documented computed-field idiom

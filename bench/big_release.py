@@ -2,6 +2,7 @@
 
     python -m bench.big_release [--waves 10] [--clusters 100] [--apps 10] [--seconds 20]
                                 [--json PATH] [--markdown PATH] [--memory-only]
+                                [--no-browser] [--quick-browser]
 
 Issue 16 item 5. On a fresh dev server it starts one release of waves x clusters x 1 bundle x
 apps contract stubs (10 x 100 x 10 = 12,011 workflows; nobody polls their queue, they are visible
@@ -15,6 +16,12 @@ from their start, which is all the API reads), then a fresh API process and meas
 - 100 users polling it for `--seconds` each with and without gzip, through Debian's `hey`
   (loopback), and with `If-None-Match` (what a dashboard does): p50/p95/p99, requests/s;
 - the API process's RSS before and after, and the machine's load average throughout;
+- the dashboard's release page in Chromium (the API stopped first, so the two do not share the
+  CPU): a fresh Streamlit process, signed in through the form, then `bench.browser`'s render
+  measurement: from navigation until the script is idle, the header's "(N of M)" text is drawn
+  and the release and every wave are drawn as expanders; the first view with the Streamlit
+  process's reader cold, then the median of 5 views from a link (full page loads) and of 5 from
+  the release page's picker; Streamlit's RSS after them;
 - in-process (tracemalloc): the bytes one snapshot of the release holds in the reader's cache
   (rows and built tree), per entity.
 
@@ -41,10 +48,11 @@ from typing import Any
 
 import httpx
 
+from bench.browser import release_page_render
 from bench.harness import Progress, machine, stop_on_sigterm
 from bench.population import Population, Shape
 from bench.procs import mib, rss_bytes
-from bench.servers import ApiServer, Credentials
+from bench.servers import ApiServer, Credentials, DashboardServer
 from bench.stats import load_average, percentile
 from relmgr.reader.refresher import CachePolicy, SnapshotCache
 from relmgr.settings import Settings
@@ -139,7 +147,31 @@ async def _warm(client: httpx.AsyncClient, url: str, headers: dict[str, str]) ->
     }
 
 
-async def measure(shape: Shape, seconds: int, progress: Progress) -> dict[str, Any]:
+async def dashboard_render(
+    workdir: Path,
+    temporal_address: str,
+    credentials: Credentials,
+    release_id: str,
+    *,
+    waves: int,
+    quick: bool,
+) -> dict[str, Any]:
+    """The release page's render times in Chromium on a fresh dashboard, and its memory."""
+    dashboard = DashboardServer(workdir, temporal_address, credentials)
+    await dashboard.start()
+    try:
+        figures = await release_page_render(
+            dashboard, credentials, release_id, waves=waves, quick=quick
+        )
+        figures["streamlit_rss_mib"] = round(mib(rss_bytes(dashboard.pid)), 1)
+    finally:
+        dashboard.stop()
+    return figures
+
+
+async def measure(
+    shape: Shape, seconds: int, progress: Progress, *, browser: bool = True, quick: bool = False
+) -> dict[str, Any]:
     """Start everything, measure, stop everything."""
     server = DevServerProcess()
     api: ApiServer | None = None
@@ -159,7 +191,8 @@ async def measure(shape: Shape, seconds: int, progress: Progress) -> dict[str, A
             figures["start_seconds"] = round(await population.start_big(client), 1)
             progress(f"started {shape.entities} workflows in {figures['start_seconds']} s")
             await asyncio.sleep(3)  # visibility settles after the starts
-            api = ApiServer(workdir, server.address, Credentials.create(workdir))
+            credentials = Credentials.create(workdir)
+            api = ApiServer(workdir, server.address, credentials)
             await api.start()
             figures["api_rss_idle_mib"] = round(mib(rss_bytes(api.pid)), 1)
             url = f"{api.url}/api/releases/{population.big_release_id}/hierarchy"
@@ -195,6 +228,18 @@ async def measure(shape: Shape, seconds: int, progress: Progress) -> dict[str, A
                 figures["poll_plain"] = _hey(url, api.token, seconds, "Accept-Encoding: identity")
                 progress(f"100 users, plain: {figures['poll_plain']}")
             figures["api_rss_after_load_mib"] = round(mib(rss_bytes(api.pid)), 1)
+            api.stop()
+            api = None
+            if browser:
+                figures["dashboard"] = await dashboard_render(
+                    workdir,
+                    server.address,
+                    credentials,
+                    population.big_release_id,
+                    waves=shape.waves,
+                    quick=quick,
+                )
+                progress(f"dashboard in Chromium: {figures['dashboard']}")
         finally:
             if api is not None:
                 api.stop()
@@ -243,6 +288,18 @@ def markdown(figures: dict[str, Any]) -> str:
         f"| API RSS: idle / after cold load / after the polls | {figures['api_rss_idle_mib']} / "
         f"{figures['api_rss_after_cold_mib']} / {figures['api_rss_after_load_mib']} MiB |",
     ]
+    page = figures.get("dashboard")
+    if page and "skipped" in page:
+        lines.append(f"| dashboard release page in Chromium | skipped: {page['skipped']} |")
+    elif page:
+        lines += [
+            f"| dashboard release page in Chromium: first view (Streamlit's reader cold) / "
+            f"median of {page['views']} views from a link / median of {page['in_app_views']} "
+            f"from the release picker | {page['first_s']} / {page['median_s']} / "
+            f"{page['in_app_median_s']} s (max {page['max_s']} / {page['in_app_max_s']} s; load "
+            f"{page['load_average_before']} before, {page['load_average']} after) |",
+            f"| Streamlit RSS after those views | {page['streamlit_rss_mib']} MiB |",
+        ]
     memory = figures.get("snapshot")
     if memory:
         lines.append(
@@ -277,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path, help="put the section into this file")
     parser.add_argument("--memory-only", action="store_true", help="only the tracemalloc figure")
+    parser.add_argument("--no-browser", action="store_true", help="no dashboard in Chromium")
+    parser.add_argument(
+        "--quick-browser", action="store_true", help="2 views of the release page, not 5"
+    )
     args = parser.parse_args(argv)
     stop_on_sigterm()
     shape = Shape(waves=args.waves, clusters=args.clusters, apps=args.apps)
@@ -284,7 +345,15 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(memory))
     if args.memory_only:
         return 0
-    figures = asyncio.run(measure(shape, args.seconds, Progress()))
+    figures = asyncio.run(
+        measure(
+            shape,
+            args.seconds,
+            Progress(),
+            browser=not args.no_browser,
+            quick=args.quick_browser,
+        )
+    )
     figures["snapshot"] = memory
     text = markdown(figures)
     print(text)

@@ -9,7 +9,7 @@ signs in through the login form, then:
   `notRunning`, the header's "(N of M)" progress text is there and the release and every wave
   are drawn as expanders (the tree is lazy: closed branches draw nothing). Opened from a link
   (a full page load: Streamlit's frontend boots, connects, runs the script), the first time with
-  the Streamlit process's reader cold; and from inside the app (the release page's ID form).
+  the Streamlit process's reader cold; and from inside the app (the release page's picker).
 - refresh cycle: a MutationObserver on the script state times each auto-refresh, from the fragment
   rerun starting to the page being drawn again, and the time between refreshes.
 - freshness: from a state-change signal to the page's "(N of M)" text showing the new count.
@@ -231,6 +231,35 @@ async def measure(
     return results
 
 
+async def release_page_render(
+    dashboard: DashboardServer,
+    credentials: Credentials,
+    release_id: str,
+    *,
+    waves: int,
+    quick: bool,
+) -> dict[str, Any]:
+    """Only the release page's render times (`_render`) in one Chromium tab, signed in through
+    the form; {"skipped": why} where Chromium or Playwright is missing."""
+    reason = unavailable()
+    if reason is not None:
+        return {"skipped": reason}
+    from playwright.async_api import async_playwright
+
+    config = BrowserConfig(sessions=0, freshness_samples=0, quick=quick)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS)
+        )
+        try:
+            page = await (await browser.new_context(viewport=VIEWPORT)).new_page()
+            signed_in = await sign_in(page, dashboard, credentials)
+            render = await _render(page, dashboard.url, release_id, config, waves)
+        finally:
+            await browser.close()
+    return {"sign_in_s": signed_in, **render}
+
+
 async def sign_in(page: Any, dashboard: DashboardServer, credentials: Credentials) -> float:
     """Sign in through the form; seconds from opening the app to the signed-in sidebar."""
     began = time.perf_counter()
@@ -249,7 +278,8 @@ async def _render(
 ) -> dict[str, Any]:
     """The release page opened from a link (a full page load: the first one reads the release
     cold in the Streamlit process, the later ones from its cache) and from inside the app (the
-    release page's ID form: no page load, one script run and its deltas)."""
+    release page's picker, timed from choosing the release: no page load, the script's runs and
+    their deltas)."""
     url = f"{base_url}/release?release={release_id}"
     times: list[float] = []
     load_before = load_average()
@@ -261,11 +291,13 @@ async def _render(
     in_app: list[float] = []
     for _ in range(config.views):
         await page.goto(f"{base_url}/release")
-        field = page.get_by_role("textbox", name="Release ID")
-        await field.fill(release_id)
+        await page.get_by_test_id("stSelectbox").filter(has_text="Release").click()
+        await page.keyboard.type(release_id)
+        option = page.get_by_role("option", name=re.compile(rf"^{re.escape(release_id)}\b"))
+        await option.first.wait_for(timeout=60_000)
         await page.wait_for_function(_IDLE_JS, polling=20, timeout=60_000)
         began = time.perf_counter()
-        await page.get_by_role("button", name="Open release").click()
+        await option.first.click()
         await page.wait_for_function(_RENDERED_JS, arg=[waves], polling=20, timeout=60_000)
         in_app.append(time.perf_counter() - began)
     warm = times[1:]

@@ -367,7 +367,7 @@ def _browser(results: Figures) -> list[str]:
         )
         rows.append(
             [
-                f"release page opened inside the app (ID form), median of "
+                f"release page opened inside the app (release picker), median of "
                 f"{render.get('in_app_views')}",
                 f"{_n(render.get('in_app_median_s'), ' s')} "
                 f"(max {_n(render.get('in_app_max_s'), ' s')})",

@@ -10,9 +10,9 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 
 class _Frozen(BaseModel):
@@ -228,8 +228,26 @@ class Rollup(_Frozen):
 # Entities: what Temporal knows of one workflow, and the release tree built from them.
 
 
+def duration_seconds(started_at: datetime | None, finished_at: datetime | None) -> float | None:
+    """Seconds from start to finish, or None unless both exist."""
+    if started_at is None or finished_at is None:
+        return None
+    return (finished_at - started_at).total_seconds()
+
+
+def _duration_not_required(schema: dict[str, Any]) -> None:
+    # A computed field is a required property of the output schema; but FastAPI leaves every
+    # null out of the OpenAPI document, examples included, so a running entity's example would
+    # break its own schema. The field is always in a body, a number or null.
+    required = schema.get("required")
+    if isinstance(required, list) and "duration_seconds" in required:
+        required.remove("duration_seconds")
+
+
 class Entity(_Frozen):
     """One entity as visibility (or its `get_state` query) reports it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_duration_not_required)
 
     id: str
     kind: EntityKind
@@ -249,6 +267,30 @@ class Entity(_Frozen):
     next_retry_at: datetime | None = None
     # A release started with a delay: when it is planned to begin (PENDING until then).
     scheduled_for: datetime | None = None
+
+    # Derived, so a computed field: every dump (API bodies, the tree, the entity) carries it and
+    # no code path can let it disagree with the two times; adding it in the API layer instead
+    # would need a second tree of response models (Release to App) kept in step with these.
+    # Dumps are parsed again (snapshots, caches, tests, a `get_state` query's answer), and
+    # `extra="forbid"` would refuse the key, so `_drop_derived` removes it from the input: what
+    # is derived is never taken from outside.
+    # Null while running: a duration up to "now" would make a body cached per revision depend
+    # on when it was read.
+    @computed_field(  # type: ignore[prop-decorator]  # pydantic's documented computed-field idiom
+        description="Seconds from `started_at` to `finished_at`; null unless both exist "
+        "(null while running)."
+    )
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start to finish, or None unless both exist."""
+        return duration_seconds(self.started_at, self.finished_at)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "duration_seconds" in data:
+            return {key: value for key, value in data.items() if key != "duration_seconds"}
+        return data
 
     @property
     def name(self) -> str:
@@ -288,6 +330,11 @@ class Release(Entity):
 
     rollup: Rollup = Rollup()
     waves: tuple[Wave, ...] = ()
+
+    @property
+    def clusters_total(self) -> int:
+        """Clusters over all waves (a cluster deployed to in two waves counts twice)."""
+        return sum(len(wave.clusters) for wave in self.waves)
 
 
 TreeNode = Release | Wave | Cluster | Bundle | App
@@ -371,6 +418,8 @@ class ReleaseSummary(Entity):
     """
 
     waves_total: int = 0
+    # Clusters over all waves, as in the release's plan; 0 when the plan is unknown.
+    clusters_total: int = 0
     current_wave: int | None = None
     apps: StateCounts = Field(
         default=StateCounts(), description="The release's apps, each counted in its own state."

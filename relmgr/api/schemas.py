@@ -20,7 +20,6 @@ from relmgr.models import (
     StateCounts,
     Wave,
 )
-from relmgr.progress.timeline import duration_seconds
 
 
 class _Frozen(BaseModel):
@@ -128,19 +127,12 @@ class ReleaseItem(ReleaseSummary):
         """Share of the release's apps deployed successfully, 0-100."""
         return super().percent_complete
 
-    # A field, not a computed one: null is left out of the OpenAPI examples, and a computed
-    # field would be a required property there.
-    duration_seconds: float | None = Field(
-        default=None, description="Seconds from start to finish; null until the release has both."
-    )
+    # `duration_seconds` is the computed field every `Entity` carries.
 
     @classmethod
     def of(cls, summary: ReleaseSummary) -> ReleaseItem:
         """The API form of a release summary."""
-        return cls.model_construct(
-            **dict(summary),
-            duration_seconds=duration_seconds(summary.started_at, summary.finished_at),
-        )
+        return cls.model_construct(**dict(summary))
 
 
 class ReleaseListResponse(_Frozen):

@@ -1,8 +1,8 @@
 """Releases over time: durations, outcomes, statistics by shape, the slowest waves and clusters.
 
 Pure, no I/O: it takes the release list (and, for the slowest waves and clusters, release trees)
-the reader already produces. A release's shape is its waves and apps, the two numbers the release
-list carries for every release.
+the reader already produces. A release's shape is its waves, clusters and apps (clusters and apps
+over all waves), the three numbers the release list carries for every release.
 """
 
 from __future__ import annotations
@@ -15,8 +15,14 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from relmgr.models import EntityKind, EntityState, ReleaseHierarchy, ReleaseSummary
-from relmgr.progress.timeline import duration_seconds, plan_shape
+from relmgr.models import (
+    EntityKind,
+    EntityState,
+    ReleaseHierarchy,
+    ReleaseSummary,
+    duration_seconds,
+)
+from relmgr.progress.timeline import plan_shape, summary_shape
 
 # "This release vs the median of the last N" compares with this many releases of its shape.
 COMPARE_LAST = 10
@@ -36,6 +42,7 @@ class HistoryRow(_Frozen):
     finished_at: datetime | None = None
     duration_seconds: float | None = None
     waves: int
+    clusters: int
     apps: int
     shape: str
 
@@ -73,8 +80,9 @@ def history_rows(summaries: Iterable[ReleaseSummary]) -> list[HistoryRow]:
             finished_at=s.finished_at,
             duration_seconds=duration_seconds(s.started_at, s.finished_at),
             waves=s.waves_total,
+            clusters=s.clusters_total,
             apps=s.apps.total,
-            shape=plan_shape(s.waves_total, s.apps.total),
+            shape=plan_shape(*summary_shape(s)),
         )
         for s in summaries
     ]
@@ -172,13 +180,13 @@ def compare_with_median(
 ) -> str | None:
     """One sentence: this release's duration (or time so far) against the median of the last
     `last` releases of its shape that succeeded; None if there are none."""
-    shape = (release.waves_total, release.apps.total)
+    shape = summary_shape(release)
     durations = [
         seconds
         for row in history_rows(history)
         if row.id != release.id
         and row.state is EntityState.SUCCEEDED
-        and (row.waves, row.apps) == shape
+        and (row.waves, row.clusters, row.apps) == shape
         and (seconds := row.duration_seconds) is not None
     ][:last]
     if not durations or release.started_at is None:

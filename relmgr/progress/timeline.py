@@ -5,11 +5,11 @@ Pure, no I/O: it takes the `ReleaseHierarchy` and release list the reader alread
 How the finish is estimated. Clusters of a wave run in parallel, waves one after another, and
 a cluster's time grows with its apps; so the unit of pace is *seconds per app* of a cluster. Each
 cluster of this release that succeeded gives one sample (its duration over its apps); each earlier
-release of the same shape (waves and apps) that succeeded gives one more (its duration over the
-release's critical path, the sum of its waves' largest clusters). The remaining critical path of
-this release is its running wave's slowest remainder plus every later wave's largest cluster.
-Times that path by the median pace for the estimate, by the fastest and slowest pace for the
-range; with fewer than three samples the range is widened by a quarter on each side, since two
+release of the same shape (waves, clusters and apps) that succeeded gives one more (its duration
+over the release's critical path, the sum of its waves' largest clusters). The remaining critical
+path of this release is its running wave's slowest remainder plus every later wave's largest
+cluster. Times that path by the median pace for the estimate, by the fastest and slowest pace for
+the range; with fewer than three samples the range is widened by a quarter on each side, since two
 samples say little about the spread. The in-flight app counts in full: an estimate errs late.
 
 No estimate is made when there is nothing honest to say: a release that finished, failed or was
@@ -39,6 +39,7 @@ from relmgr.models import (
     StateCounts,
     TreeNode,
     Wave,
+    duration_seconds,
 )
 
 # The earlier releases an estimate may learn from: the newest that succeeded, one list page.
@@ -127,13 +128,6 @@ class ReleaseTimeline(_Frozen):
 # Small helpers.
 
 
-def duration_seconds(started_at: datetime | None, finished_at: datetime | None) -> float | None:
-    """Seconds from start to finish, or None unless both exist."""
-    if started_at is None or finished_at is None:
-        return None
-    return (finished_at - started_at).total_seconds()
-
-
 def state_name(state: object) -> str:
     """A state's name whether it is an `EntityState` member or a plain string."""
     return str(getattr(state, "value", state))
@@ -144,9 +138,21 @@ def is_terminal(state: object) -> bool:
     return state_name(state) in _TERMINAL_NAMES
 
 
-def plan_shape(waves: int, apps: int) -> str:
-    """The shape by which releases are compared: its waves and apps."""
-    return f"{waves} waves x {apps} apps"
+def plan_shape(waves: int, clusters: int, apps: int) -> str:
+    """The shape by which releases are compared: its waves, and its clusters and apps over all
+    waves."""
+    return f"{waves} waves x {clusters} clusters x {apps} apps"
+
+
+def summary_shape(summary: ReleaseSummary) -> tuple[int, int, int]:
+    """A release's (waves, clusters, apps), as the release list gives them."""
+    return summary.waves_total, summary.clusters_total, summary.apps.total
+
+
+def tree_shape(tree: ReleaseHierarchy) -> tuple[int, int, int]:
+    """A release's (waves, clusters, apps), from its tree."""
+    release = tree.release
+    return len(release.waves), release.clusters_total, release.rollup.apps.total
 
 
 def _apps_of(cluster: Cluster) -> int:
@@ -191,16 +197,15 @@ def cluster_paces(tree: ReleaseHierarchy) -> list[float]:
 def similar_releases(
     tree: ReleaseHierarchy, history: Iterable[ReleaseSummary]
 ) -> list[ReleaseSummary]:
-    """Earlier releases that succeeded with the same number of waves and apps as this one."""
-    release = tree.release
-    waves, apps = len(release.waves), release.rollup.apps.total
+    """Earlier releases that succeeded with the same number of waves, clusters and apps as
+    this one."""
+    shape = tree_shape(tree)
     return [
         r
         for r in history
-        if r.id != release.id
+        if r.id != tree.release.id
         and r.state is EntityState.SUCCEEDED
-        and r.waves_total == waves
-        and r.apps.total == apps
+        and summary_shape(r) == shape
         and duration_seconds(r.started_at, r.finished_at) is not None
     ]
 
@@ -406,7 +411,7 @@ def _basis(own: int, earlier: int, left: int, tree: ReleaseHierarchy) -> str:
     if own:
         parts.append(f"{own} finished cluster{'s' if own != 1 else ''} of this release")
     if earlier:
-        shape = plan_shape(len(tree.release.waves), tree.release.rollup.apps.total)
+        shape = plan_shape(*tree_shape(tree))
         parts.append(f"{earlier} earlier release{'s' if earlier != 1 else ''} of {shape}")
     samples = own + earlier
     spread = "fastest-slowest pace" if samples >= FEW_SAMPLES else "pace widened 25 % (few samples)"

@@ -89,6 +89,7 @@ def summary_of(hierarchy: ReleaseHierarchy) -> ReleaseSummary:
     return ReleaseSummary(
         **fields.model_dump(),
         waves_total=len(release.waves),
+        clusters_total=release.clusters_total,
         current_wave=current,
         apps=release.rollup.apps,
     )

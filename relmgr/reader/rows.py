@@ -13,6 +13,7 @@ no payload codec); a row whose payloads are not plain JSON is still read, withou
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -81,6 +82,7 @@ class VisibilityRow:
     waves_total: int | None = None
     apps: StateCounts | None = None
     plan_json: bytes | None = None
+    clusters_total: int = 0
     held: tuple[str, ...] = ()
     controls: tuple[Control, ...] = ()
     # Parsed only when a summary is made, and only releases someone controlled have one.
@@ -217,10 +219,27 @@ def row_from_info(info: WorkflowExecutionInfo) -> VisibilityRow | None:
         waves_total=release_memo.waves_total,
         apps=release_memo.apps,
         plan_json=bytes(plan_payload.data) if plan_payload is not None else None,
+        clusters_total=plan_clusters(plan_payload) if plan_payload is not None else 0,
         held=release_memo.held,
         controls=_controls(memo_fields.get(MEMO_CONTROLS)),
         audit=_json_payload(audit) if (audit := memo_fields.get(MEMO_AUDIT)) is not None else None,
     )
+
+
+# A cluster's plan is the one JSON object with a "bundle" key (`ClusterPlan`); a name is a
+# value, never followed by a colon, so a cluster or app named "bundle" is not counted.
+_BUNDLE_KEY = re.compile(rb'"bundle"\s*:')
+
+
+def plan_clusters(payload: Payload) -> int:
+    """How many clusters a `relmgr.plan` memo deploys to over all its waves (0 if not JSON).
+
+    Counted in the raw bytes, not parsed: every release row of the release list is decoded on a
+    full re-read, and a 10 x 100-cluster plan (99 KB) takes 0.7 ms to scan, 4.9 ms to parse.
+    """
+    if payload.metadata.get("encoding", b"") != b"json/plain":
+        return 0
+    return len(_BUNDLE_KEY.findall(payload.data))
 
 
 def _controls(payload: Payload | None) -> tuple[Control, ...]:
@@ -258,6 +277,7 @@ def summary_of_row(row: VisibilityRow) -> ReleaseSummary:
     return ReleaseSummary.model_construct(
         **fields,
         waves_total=row.waves_total or 0,
+        clusters_total=row.clusters_total,
         current_wave=row.current_wave,
         apps=row.apps or StateCounts(),
         controls=row.controls,

@@ -48,6 +48,7 @@ CSV_COLUMNS = (
     "finished_at",
     "duration_seconds",
     "waves",
+    "clusters",
     "apps",
     "shape",
 )
@@ -80,6 +81,7 @@ def rows_csv(rows: list[HistoryRow]) -> str:
                 row.finished_at.isoformat() if row.finished_at else "",
                 "" if row.duration_seconds is None else f"{row.duration_seconds:g}",
                 row.waves,
+                row.clusters,
                 row.apps,
                 row.shape,
             ]

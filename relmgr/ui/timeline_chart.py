@@ -276,7 +276,12 @@ def _summary_of(tree: ReleaseHierarchy) -> ReleaseSummary:
     # A release not (yet) in the history page: its list row, from its tree.
     release = tree.release
     fields = {name: getattr(release, name) for name in Entity.model_fields}
-    return ReleaseSummary(**fields, waves_total=len(release.waves), apps=release.rollup.apps)
+    return ReleaseSummary(
+        **fields,
+        waves_total=len(release.waves),
+        clusters_total=release.clusters_total,
+        apps=release.rollup.apps,
+    )
 
 
 def render_chart(timeline: ReleaseTimeline, notes: list[str]) -> None:

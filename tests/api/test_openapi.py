@@ -143,3 +143,26 @@ def test_control_operations_document_every_answer_and_a_valid_body_example(
     assert schema["examples"]
     for example in schema["examples"]:
         jsonschema.validate(example, {**body, "components": spec["components"]})
+
+
+def test_every_entity_schema_documents_its_duration(app: FastAPI) -> None:
+    """The entity, each tree node and the list item document `duration_seconds` (read-only, a
+    number or null); the examples show it for the app that finished (4 s after its start)."""
+    spec = _spec(app)
+    schemas = spec["components"]["schemas"]
+    for name in ("Entity", "Release", "Wave", "Cluster", "Bundle", "App", "ReleaseItem"):
+        duration = schemas[name]["properties"]["duration_seconds"]
+        assert duration["readOnly"] is True, name
+        assert duration["anyOf"] == [{"type": "number"}, {"type": "null"}], name
+    paths = spec["paths"]
+    tree = paths["/api/releases/{release_id}/hierarchy"]["get"]["responses"]["200"]["content"]
+    whole = tree["application/json"]["examples"]["whole"]["value"]
+    apps = whole["release"]["waves"][0]["clusters"][0]["bundle"]["apps"]
+    # FastAPI leaves nulls out of the document: the running app's example has no duration.
+    assert [(a["state"], a.get("duration_seconds")) for a in apps] == [
+        ("SUCCEEDED", 4.0),
+        ("RETRYING", None),
+    ]
+    subtree = paths["/api/entities/{entity_id}/hierarchy"]["get"]["responses"]["200"]["content"]
+    node = subtree["application/json"]["example"]["node"]
+    assert node["bundle"]["apps"][0]["duration_seconds"] == 4.0

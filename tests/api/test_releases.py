@@ -13,11 +13,11 @@ import pytest
 from fastapi import FastAPI
 
 from relmgr.api.deps import ApiState
-from relmgr.models import EntityKind, EntityState
+from relmgr.models import EntityKind, EntityState, ReleaseHierarchy
 from relmgr.testing.factories import T0, make_hierarchy
 from relmgr.testing.fake_reader import FakeReader
 from tests.api.conftest import FAILED_APP, demo_trees
-from tests.progress.test_timeline import timed_tree
+from tests.progress.test_timeline import running_release, timed_tree
 
 PAYMENTS_ITEM: dict[str, Any] = {
     "id": "rel-payments",
@@ -36,6 +36,7 @@ PAYMENTS_ITEM: dict[str, Any] = {
     "next_retry_at": None,
     "scheduled_for": None,
     "waves_total": 1,
+    "clusters_total": 1,
     "current_wave": 1,
     "apps": {
         "pending": 0,
@@ -494,7 +495,66 @@ async def test_failed_app_entity_carries_its_error(
         "max_attempts": None,
         "next_retry_at": None,
         "scheduled_for": None,
+        "duration_seconds": (
+            datetime.fromisoformat(entity["last_changed_at"]) - T0
+        ).total_seconds(),
     }
+    assert entity["duration_seconds"] > 0
+
+
+async def test_hierarchy_carries_each_entitys_duration(
+    api: httpx.AsyncClient, auth: dict[str, str], reader: FakeReader
+) -> None:
+    """Finished entities say how many seconds lay between start and finish; running and planned
+    ones say null (a duration up to the time of reading would change every cached body)."""
+    reader.put(running_release())
+    body = (await api.get("/api/releases/rel-run/hierarchy", headers=auth)).json()
+    release = body["release"]
+    wave_1, wave_2, wave_3 = release["waves"]
+    assert release["duration_seconds"] is None
+    assert (wave_1["duration_seconds"], wave_2["duration_seconds"]) == (480, None)
+    assert wave_3["duration_seconds"] is None
+    assert [c["duration_seconds"] for c in wave_1["clusters"]] == [400, 480]
+    assert [a["duration_seconds"] for a in wave_1["clusters"][1]["bundle"]["apps"]] == [120] * 4
+    running = wave_2["clusters"][0]["bundle"]["apps"]
+    assert [a["duration_seconds"] for a in running] == [100, 100, None, None]
+    assert [a["state"] for a in running] == ["SUCCEEDED", "SUCCEEDED", "IN_PROGRESS", "PENDING"]
+    depth_1 = (await api.get("/api/releases/rel-run/hierarchy?depth=1", headers=auth)).json()
+    assert [w["duration_seconds"] for w in depth_1["release"]["waves"]] == [480, None, None]
+
+
+async def test_a_hierarchy_body_parses_back_to_the_readers_tree(
+    api: httpx.AsyncClient, auth: dict[str, str], reader: FakeReader
+) -> None:
+    """A client (or relmgr itself) can parse the body as a `ReleaseHierarchy` again."""
+    tree = running_release()
+    reader.put(tree)
+    response = await api.get("/api/releases/rel-run/hierarchy", headers=auth)
+    parsed = ReleaseHierarchy.model_validate_json(response.content)
+    assert parsed.release == tree.release
+    assert parsed.revision == tree.revision
+
+
+async def test_subtree_and_entity_carry_durations(
+    api: httpx.AsyncClient, auth: dict[str, str], reader: FakeReader
+) -> None:
+    """A cluster's subtree and a wave's entity detail carry the same durations as the tree."""
+    reader.put(running_release())
+    cluster_id = "rel-run.wave-1.cluster-c2"
+    subtree = (await api.get(f"/api/entities/{cluster_id}/hierarchy", headers=auth)).json()
+    node = subtree["node"]
+    assert (node["duration_seconds"], node["bundle"]["duration_seconds"]) == (480, 480)
+    assert [a["duration_seconds"] for a in node["bundle"]["apps"]] == [120] * 4
+    running = (
+        await api.get("/api/entities/rel-run.wave-2.cluster-c1/hierarchy", headers=auth)
+    ).json()["node"]
+    assert running["duration_seconds"] is None
+    wave = (await api.get("/api/entities/rel-run.wave-1", headers=auth)).json()
+    assert wave["entity"]["duration_seconds"] == 480
+    assert [c["duration_seconds"] for c in wave["children"]] == [400, 480]
+    release = (await api.get("/api/entities/rel-run", headers=auth)).json()
+    assert release["entity"]["duration_seconds"] is None
+    assert [w["duration_seconds"] for w in release["children"]] == [480, None, None]
 
 
 # --- ETags, 304 and the snapshot cache -----------------------------------------------------------

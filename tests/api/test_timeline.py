@@ -53,7 +53,7 @@ async def test_timeline_estimates_from_own_clusters_and_the_earlier_release(
     assert _time(body["estimated_finish_low"]) - now == timedelta(seconds=600)
     assert _time(body["estimated_finish_high"]) - now == timedelta(seconds=1200)
     assert (body["pace_samples"], body["similar_releases"]) == (2, 1)
-    assert "1 earlier release of 3 waves x 24 apps" in body["estimate_basis"]
+    assert "1 earlier release of 3 waves x 6 clusters x 24 apps" in body["estimate_basis"]
     assert (body["waves_total"], body["current_wave"]) == (3, 2)
     wave1, wave2, wave3 = body["waves"]
     assert wave1["duration_seconds"] == 480.0

@@ -17,7 +17,8 @@ def test_history_shows_and_downloads_the_releases(
     signed_in_page: Page, stack: Dashboard, seeded: Seeded
 ) -> None:
     """Today's range holds the three seeded releases: one point each for the two finished ones,
-    and a CSV with all three, their outcomes and the finished ones' durations."""
+    and a CSV with all three, their outcomes, the finished ones' durations and their shapes
+    (waves x clusters x apps: clusters from the plan memo of a closed release's row)."""
     page = signed_in_page
     page.goto(f"{stack.url}/history")
     expect_page_title(page, "History")
@@ -34,4 +35,5 @@ def test_history_shows_and_downloads_the_releases(
     assert rows[seeded.slow]["state"] == "IN_PROGRESS"
     assert float(rows[seeded.done]["duration_seconds"]) > 0
     assert rows[seeded.slow]["duration_seconds"] == ""
-    assert rows[seeded.done]["shape"] == "2 waves x 8 apps"
+    assert (rows[seeded.done]["waves"], rows[seeded.done]["clusters"]) == ("2", "4")
+    assert rows[seeded.done]["shape"] == "2 waves x 4 clusters x 8 apps"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
 
 from relmgr.models import (
+    Entity,
     EntityKind,
     EntityState,
+    ReleaseHierarchy,
     ReleaseListPage,
     ReleasePlan,
     ReleaseQuery,
@@ -20,6 +23,7 @@ from relmgr.models import (
     walk,
 )
 from relmgr.testing.factories import T0, make_hierarchy, make_plan
+from tests.progress.test_timeline import running_release
 
 
 def test_terminal_and_attention_states() -> None:
@@ -125,3 +129,43 @@ def test_a_trees_last_change_is_its_newest_entity_change() -> None:
     assert tree.last_changed_at() == max(s for s in stamps if s is not None)
     assert tree.last_changed_at() == T0 + timedelta(seconds=5)  # the sixth and last entity
     assert make_hierarchy("idle", default=None).last_changed_at() is None
+
+
+def test_duration_is_finish_minus_start_and_null_without_both() -> None:
+    """Every entity carries its duration in seconds once it has a start and a finish; a running
+    entity (no finish) and a planned one (no start) have none, whatever the time of reading."""
+    tree = running_release()
+    wave_1, wave_2, wave_3 = tree.release.waves
+    assert wave_1.duration_seconds == 480
+    assert [c.duration_seconds for c in wave_1.clusters] == [400, 480]
+    assert [a.duration_seconds for a in wave_1.clusters[0].bundle.apps] == [100] * 4
+    assert tree.release.duration_seconds is None  # running
+    assert wave_2.duration_seconds is None  # running
+    assert wave_3.started is False
+    assert wave_3.duration_seconds is None  # planned
+
+
+def test_a_dumped_tree_parses_back_to_the_same_tree() -> None:
+    """The duration is in every dumped node, and parsing the dump again gives an equal tree (the
+    derived field is dropped on input, never refused nor believed)."""
+    tree = running_release()
+    dumped = tree.model_dump_json()
+    cluster = json.loads(dumped)["release"]["waves"][0]["clusters"][1]
+    assert (cluster["duration_seconds"], cluster["bundle"]["apps"][0]["duration_seconds"]) == (
+        480.0,
+        120.0,
+    )
+    assert ReleaseHierarchy.model_validate_json(dumped) == tree
+    assert ReleaseHierarchy.model_validate(tree.model_dump()) == tree
+
+
+def test_a_duration_given_on_input_is_ignored_but_other_unknown_fields_are_refused() -> None:
+    """A stale or forged `duration_seconds` never replaces the one the times give."""
+    fields = {"id": "rel-x", "kind": "release", "release_id": "rel-x", "started_at": T0}
+    forged = Entity.model_validate(
+        {**fields, "finished_at": T0 + timedelta(seconds=90), "duration_seconds": 5}
+    )
+    assert forged.duration_seconds == 90
+    assert Entity.model_validate({**fields, "duration_seconds": 5}).duration_seconds is None
+    with pytest.raises(ValidationError):
+        Entity.model_validate({**fields, "durations": 5})

@@ -158,10 +158,12 @@ def summary(
     *,
     state: EntityState = S,
     waves: int = 2,
+    clusters: int = 4,
     apps: int = 12,
     days_ago: int = 1,
 ) -> ReleaseSummary:
-    """A release of the list that started `days_ago` days before T0 and ran `seconds`."""
+    """A release of the list (`clusters` and `apps` over all its waves) that started `days_ago`
+    days before T0 and ran `seconds`."""
     start = T0 - timedelta(days=days_ago)
     return ReleaseSummary(
         id=ids.release_id(name),
@@ -171,14 +173,15 @@ def summary(
         started_at=start,
         finished_at=start + timedelta(seconds=seconds) if seconds is not None else None,
         waves_total=waves,
+        clusters_total=clusters,
         apps=StateCounts(succeeded=apps),
     )
 
 
 def test_a_release_without_a_finished_cluster_is_estimated_from_earlier_ones_of_its_shape() -> None:
-    """No cluster finished yet; three earlier 2-wave 12-app releases took 600, 900 and 1200 s
-    over a 6-app critical path (100, 150, 200 s/app); a failed one, a 3-wave one and a 13-app one
-    do not count. All 6 apps are left: now + 900 s, in 600-1200 s."""
+    """No cluster finished yet; three earlier 2-wave 4-cluster 12-app releases took 600, 900 and
+    1200 s over a 6-app critical path (100, 150, 200 s/app); a failed one, a 3-wave one, a
+    6-cluster one and a 13-app one do not count. All 6 apps are left: now + 900 s, in 600-1200 s."""
     tree = timed_tree("fresh", {"": (P, 3500, None)}, waves=2, clusters=2, apps=3)
     assert critical_path_apps(tree.release.waves) == 6
     history = [
@@ -187,6 +190,7 @@ def test_a_release_without_a_finished_cluster_is_estimated_from_earlier_ones_of_
         summary("c", 1200),
         summary("failed", 60, state=EntityState.FAILED),
         summary("bigger", 60, waves=3),
+        summary("more-clusters", 60, clusters=6),
         summary("more-apps", 60, apps=13),
         summary("running", None, state=P),
     ]
@@ -196,7 +200,7 @@ def test_a_release_without_a_finished_cluster_is_estimated_from_earlier_ones_of_
     assert timeline.estimated_finish_low == NOW + timedelta(seconds=600)
     assert timeline.estimated_finish_high == NOW + timedelta(seconds=1200)
     assert (timeline.pace_samples, timeline.similar_releases) == (0, 3)
-    assert "3 earlier releases of 2 waves x 12 apps" in timeline.estimate_basis
+    assert "3 earlier releases of 2 waves x 4 clusters x 12 apps" in timeline.estimate_basis
     assert timeline.waves[0].estimated_start_at == NOW
     assert timeline.waves[1].estimated_finish_at == NOW + timedelta(seconds=900)
 
@@ -282,7 +286,7 @@ def test_a_release_waiting_for_approval_says_since_when_and_estimates_nothing() 
     tree = running_release()
     release = tree.release.model_copy(update={"state": awaiting, "last_changed_at": at(1800)})
     gated = tree.model_copy(update={"release": release})
-    timeline = build_timeline(gated, [summary("a", 600, waves=3, apps=24)])
+    timeline = build_timeline(gated, [summary("a", 600, waves=3, clusters=6, apps=24)])
     assert timeline.estimate is EstimateStatus.WAITING
     assert timeline.estimated_finish_at is None
     assert timeline.estimated_finish_high is None

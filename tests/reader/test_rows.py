@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,9 +10,17 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 
 from relmgr.errors import InvalidIdError
-from relmgr.models import EntityKind, EntityState, StateCounts
+from relmgr.models import (
+    BundlePlan,
+    ClusterPlan,
+    EntityKind,
+    EntityState,
+    ReleasePlan,
+    StateCounts,
+    WavePlan,
+)
 from relmgr.reader.queries import delta_query, format_time, release_list_query, release_query
-from relmgr.reader.rows import row_from_info, summary_of_row
+from relmgr.reader.rows import plan_clusters, row_from_info, summary_of_row
 from relmgr.temporal.contract import MEMO_DETAIL, EntityMemo
 from relmgr.testing.factories import make_plan
 from relmgr.testing.fakes import T0, Status, workflow_info
@@ -148,6 +157,39 @@ def test_a_release_row_carries_its_summary_and_raw_plan() -> None:
     summary = summary_of_row(row)
     assert (summary.current_wave, summary.waves_total, summary.apps.succeeded) == (2, 2, 3)
     assert summary.percent_complete == 50.0
+    assert summary.clusters_total == 2
+
+
+def test_a_release_rows_cluster_count_comes_from_its_plan_bytes() -> None:
+    """Every wave's clusters count (a cluster or app named "bundle" does not, nor do spaces
+    after a key change anything); no plan, or a plan that is not JSON, counts 0."""
+    plan = ReleasePlan(
+        waves=(
+            WavePlan(
+                clusters=(
+                    ClusterPlan(name="bundle", bundle=BundlePlan(name="core", apps=("bundle",))),
+                    ClusterPlan(name="c2", bundle=BundlePlan(name="bundle", apps=("a",))),
+                )
+            ),
+            *make_plan(3, 5, 2).waves,
+        )
+    )
+    row = row_from_info(workflow_info("rel-one", EntityState.IN_PROGRESS, plan=plan))
+    assert row is not None
+    assert (
+        summary_of_row(row).clusters_total
+        == 2 + 3 * 5
+        == plan_clusters(
+            Payload(
+                metadata={"encoding": b"json/plain"}, data=json.dumps(plan.model_dump()).encode()
+            )
+        )
+    )
+    planless = row_from_info(workflow_info("rel-two", EntityState.IN_PROGRESS))
+    assert planless is not None
+    assert summary_of_row(planless).clusters_total == 0
+    sealed = Payload(metadata={"encoding": b"binary/encrypted"}, data=b'"bundle":')
+    assert plan_clusters(sealed) == 0
 
 
 def test_foreign_workflows_and_odd_payloads_are_tolerated() -> None:

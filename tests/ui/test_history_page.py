@@ -71,6 +71,7 @@ def test_history_lists_every_release_with_metrics_chart_and_csv(
         "finished_at",
         "duration_seconds",
         "waves",
+        "clusters",
         "apps",
         "shape",
     ]
@@ -81,8 +82,9 @@ def test_history_lists_every_release_with_metrics_chart_and_csv(
         "2026-11-26T10:10:00+00:00",
         "2400",
         "3",
+        "6",
         "24",
-        "3 waves x 24 apps",
+        "3 waves x 6 clusters x 24 apps",
     ] in rows
     assert len(rows) == 1 + 4
 
@@ -92,10 +94,10 @@ def test_shape_table_gives_median_p90_and_failure_rate(app: AppTest, fake: FakeR
     at = _page(app, fake)
     shapes = at.dataframe[1].value
     by_shape = {row["Shape"]: row for row in shapes.to_dict("records")}
-    assert by_shape["3 waves x 24 apps"]["Median (min)"] == 40.0
-    assert by_shape["3 waves x 24 apps"]["p90 (min)"] == 40.0
-    assert by_shape["2 waves x 8 apps"]["Failure rate"] == "50%"
-    assert by_shape["2 waves x 8 apps"]["Finished"] == 2
+    assert by_shape["3 waves x 6 clusters x 24 apps"]["Median (min)"] == 40.0
+    assert by_shape["3 waves x 6 clusters x 24 apps"]["p90 (min)"] == 40.0
+    assert by_shape["2 waves x 4 clusters x 8 apps"]["Failure rate"] == "50%"
+    assert by_shape["2 waves x 4 clusters x 8 apps"]["Finished"] == 2
 
 
 def test_state_filter_keeps_only_those_states(app: AppTest, fake: FakeReader) -> None:

@@ -17,6 +17,7 @@ from relmgr.auth.users import add_user
 from relmgr.temporal.contract import SA_STATE
 from relmgr.temporal.starter import start_release
 from relmgr.testing.factories import make_plan
+from relmgr.testing.passwords import cheap_bcrypt
 from tests.browser.conftest import FAST, LOAD_TIMEOUT_MS, expect_page_title, wait_for_cookie
 from tests.browser.stack import Dashboard
 
@@ -29,14 +30,15 @@ OPERATOR = ("olga", "operator-pass-1")
 def gated(stack: Dashboard) -> str:
     """A release whose wave 2 is AWAITING_APPROVAL, and an operator in the users file."""
     users_file = Path(stack.streamlit._env["RELMGR_USERS_FILE"])
-    add_user(
-        users_file,
-        username=OPERATOR[0],
-        email="olga@example.com",
-        name="Olga Operator",
-        password=OPERATOR[1],
-        roles=("operator",),
-    )
+    with cheap_bcrypt():  # the tests are about the dashboard, not the hash's cost
+        add_user(
+            users_file,
+            username=OPERATOR[0],
+            email="olga@example.com",
+            name="Olga Operator",
+            password=OPERATOR[1],
+            roles=("operator",),
+        )
     release_id = f"rel-gated-{secrets.token_hex(3)}"
     temporal = stack.temporal
     temporal.loop.run(

@@ -26,7 +26,7 @@ typecheck: $(VENV)/.installed
 # Every kind of test but the long runs (marker `bench`, left out by pyproject's addopts), on two
 # workers: most of the suite waits on servers and a browser, so two share the two cores well.
 # tests/conftest.py groups the tests so that module and browser fixtures are built once.
-XDIST := -n 2 --dist loadgroup
+XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
 
 test: lint typecheck
 	$(BIN)/pytest $(XDIST) --cov=relmgr --cov-report=term --cov-fail-under=80

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -35,11 +36,63 @@ def client(temporal_env: WorkflowEnvironment) -> Client:
     return temporal_env.client
 
 
+# The browser tests in two groups, each with its own dashboard stack (the stack is package-scoped,
+# so each worker that runs browser tests builds one): one group alone would be the critical path
+# of `make test`. Modules not named here (new ones) join the second group.
+BROWSER_GROUPS = {
+    "tests/browser/test_access.py": "browser-1",
+    "tests/browser/test_layout.py": "browser-1",
+    "tests/browser/test_history.py": "browser-1",
+    "tests/browser/test_no_outbound.py": "browser-1",
+    "tests/browser/test_timeline.py": "browser-1",
+}
+# Groups sent to the workers first, longest first (`make test` passes --no-loadscope-reorder, so
+# xdist sends groups in collection order): a long group started last would run on alone.
+FIRST = (
+    "browser-1",
+    "browser-2",
+    "deploy",
+    "tests/ui/test_login.py",
+    "tests/api/test_openapi.py",
+    "tests/api/test_auth.py",
+    "tests/cli/test_dev_end_to_end.py",
+    "tests/cli/test_dev_session.py",
+)
+
+
+def xdist_group_of(nodeid: str) -> str:
+    """The xdist group of a test: its module, but all of tests/deploy (they share one backend)
+    and the browser tests in BROWSER_GROUPS' two."""
+    module = nodeid.split("::")[0]
+    if module.startswith("tests/browser/"):
+        return BROWSER_GROUPS.get(module, "browser-2")
+    if module.startswith("tests/deploy/"):
+        return "deploy"
+    return module
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """For pytest-xdist's `--dist loadgroup` (`make test` runs two workers): each module's tests
-    stay on one worker, so module fixtures are built once; all browser tests stay on one, since
-    they share one package-scoped dashboard stack."""
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        group = "browser" if module.startswith("tests/browser/") else module
-        item.add_marker(pytest.mark.xdist_group(group))
+    """The long groups first (a stable sort: the order within a group is kept)."""
+    rank = {group: index for index, group in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(xdist_group_of(item.nodeid), len(FIRST)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """For `--dist loadgroup` (`make test` runs two workers): each group of `xdist_group_of`
+    runs whole on one worker, so module and package fixtures are built once per group.
+
+    The groups are told to the scheduler here, not with `xdist_group` markers: pytest-xdist 3.8
+    adds a marker's group to the test's node ID by writing `item._nodeid`, which pytest 9.2 no
+    longer reads (its node ID is `item._id`), so markers group nothing and every test was
+    scheduled alone, the package fixtures built once per worker and module ones up to twice.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return GroupScheduling(config, log)

@@ -23,6 +23,7 @@ from relmgr.settings import Settings
 from relmgr.temporal.messages import ControlRequest, ControlResult
 from relmgr.testing.factories import T0, make_hierarchy
 from relmgr.testing.fake_reader import FakeReader
+from relmgr.testing.passwords import cheap_bcrypt
 
 SECRET = "test-jwt-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 PASSWORD = "correct-horse-battery"
@@ -40,27 +41,33 @@ FAILED_APP = "rel-demo.wave-2.cluster-c1.bundle-core.app-a2"
 
 @pytest.fixture(scope="session")
 def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A users file with `admin`, `viewer` and `operator`, bcrypt-hashed once per session."""
+    """A users file with `admin`, `viewer` and `operator`, bcrypt-hashed once per session (at
+    the cheapest cost: these tests are about the API, not about the hash's cost)."""
     path = tmp_path_factory.mktemp("users") / "users.yaml"
-    add_user(
-        path,
-        username="admin",
-        email="admin@example.com",
-        name="Admin",
-        password=PASSWORD,
-        roles=("admin",),
-    )
-    add_user(
-        path, username="viewer", email="viewer@example.com", name="Viewer", password=VIEWER_PASSWORD
-    )
-    add_user(
-        path,
-        username="operator",
-        email="operator@example.com",
-        name="Operator",
-        password=OPERATOR_PASSWORD,
-        roles=("operator",),
-    )
+    with cheap_bcrypt():
+        add_user(
+            path,
+            username="admin",
+            email="admin@example.com",
+            name="Admin",
+            password=PASSWORD,
+            roles=("admin",),
+        )
+        add_user(
+            path,
+            username="viewer",
+            email="viewer@example.com",
+            name="Viewer",
+            password=VIEWER_PASSWORD,
+        )
+        add_user(
+            path,
+            username="operator",
+            email="operator@example.com",
+            name="Operator",
+            password=OPERATOR_PASSWORD,
+            roles=("operator",),
+        )
     EPOCHS.update({u.username: session_epoch(u) for u in load_users(path).users.values()})
     return path
 

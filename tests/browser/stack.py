@@ -38,6 +38,7 @@ from relmgr.temporal.starter import start_release
 from relmgr.temporal.worker import build_worker
 from relmgr.testing.chromium import CHROMIUM, CHROMIUM_ARGS
 from relmgr.testing.devserver_process import DevServerProcess
+from relmgr.testing.passwords import cheap_bcrypt
 from relmgr.testing.ports import free_port
 from relmgr.testing.processes import stop_process
 
@@ -304,13 +305,14 @@ def dashboard(
     """Start Temporal, a worker, `seed` (if given; overlapping the dashboard's start-up), and the
     dashboard in dev mode with `account` as a bcrypt user; stop all of it on the way out."""
     users_file = workdir / "users.yaml"
-    add_user(
-        users_file,
-        username=account.username,
-        email="alice@example.com",
-        name=account.name,
-        password=account.password,
-    )
+    with cheap_bcrypt():  # the tests are about the dashboard, not the hash's cost
+        add_user(
+            users_file,
+            username=account.username,
+            email="alice@example.com",
+            name=account.name,
+            password=account.password,
+        )
     cookie_key = secrets.token_urlsafe(48)
     loop = LoopThread()
     try:

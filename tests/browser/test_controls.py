@@ -20,6 +20,7 @@ from relmgr.temporal.contract import SA_STATE
 from relmgr.temporal.messages import DeployOptions, OnFailure
 from relmgr.temporal.starter import start_release
 from relmgr.testing.factories import make_plan
+from relmgr.testing.passwords import cheap_bcrypt
 from tests.browser.conftest import FAST, LOAD_TIMEOUT_MS, expect_page_title, wait_for_cookie
 from tests.browser.stack import Dashboard
 
@@ -32,14 +33,15 @@ OPERATOR = ("olga", "operator-pass-1")
 def operator(stack: Dashboard) -> tuple[str, str]:
     """An operator in the dashboard's users file: username and password."""
     users_file = Path(stack.streamlit._env["RELMGR_USERS_FILE"])
-    add_user(
-        users_file,
-        username=OPERATOR[0],
-        email="olga@example.com",
-        name="Olga Operator",
-        password=OPERATOR[1],
-        roles=("operator",),
-    )
+    with cheap_bcrypt():  # the tests are about the dashboard, not the hash's cost
+        add_user(
+            users_file,
+            username=OPERATOR[0],
+            email="olga@example.com",
+            name="Olga Operator",
+            password=OPERATOR[1],
+            roles=("operator",),
+        )
     return OPERATOR
 
 

@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from relmgr.auth.users import add_user
 from relmgr.temporal.messages import DeployOptions
 from relmgr.testing.factories import make_plan
+from relmgr.testing.passwords import cheap_bcrypt
 from tests.browser.conftest import LOAD_TIMEOUT_MS
 from tests.browser.stack import (
     CHROMIUM,
@@ -78,13 +79,14 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     """One dev server and worker for the package's dashboards, with one finished release."""
     workdir = tmp_path_factory.mktemp("deploy-backend")
     users_file = workdir / "users.yaml"
-    add_user(
-        users_file,
-        username=DEFAULT_ACCOUNT.username,
-        email="alice@example.com",
-        name=DEFAULT_ACCOUNT.name,
-        password=DEFAULT_ACCOUNT.password,
-    )
+    with cheap_bcrypt():  # the tests are about the dashboard, not the hash's cost
+        add_user(
+            users_file,
+            username=DEFAULT_ACCOUNT.username,
+            email="alice@example.com",
+            name=DEFAULT_ACCOUNT.name,
+            password=DEFAULT_ACCOUNT.password,
+        )
     loop = LoopThread("deploy-tests-loop")
     try:
         temporal = TemporalStack.start(

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from streamlit.components.v2 import manifest_scanner
+from streamlit.components.v2.manifest_scanner import ComponentManifest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
@@ -19,6 +21,7 @@ from relmgr.reader.protocol import ReleaseReader
 from relmgr.settings import Settings, get_settings
 from relmgr.testing.factories import make_hierarchy
 from relmgr.testing.fake_reader import FakeReader
+from relmgr.testing.passwords import cheap_bcrypt
 from relmgr.ui import runtime
 from relmgr.ui.login import SESSION_KEY, SessionRecord, login_limiter
 
@@ -34,19 +37,36 @@ FAILED_APP = "rel-demo.wave-2.cluster-c1.bundle-core.app-a2"
 RETRYING_APP = "rel-demo.wave-2.cluster-c2.bundle-core.app-a1"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def components_scanned_once() -> Iterator[None]:
+    """Each AppTest scans every installed package's metadata for Streamlit components on its
+    first run (about 0.6 s on an idle machine, half of a short test); the installed packages do
+    not change during the session, so the first scan's answer serves every AppTest."""
+    scanned = manifest_scanner.scan_component_manifests()
+
+    def scan(max_workers: int | None = None) -> list[tuple[ComponentManifest, Path]]:
+        return list(scanned)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(manifest_scanner, "scan_component_manifests", scan)  # raises if renamed
+        yield
+
+
 @pytest.fixture(scope="session")
 def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A users file with a viewer (alice) and an operator, bcrypt-hashed once per session."""
+    """A users file with a viewer (alice) and an operator, bcrypt-hashed once per session (at
+    the cheapest cost: these tests are about signing in, not about the hash's cost)."""
     path = tmp_path_factory.mktemp("ui-users") / "users.yaml"
-    add_user(path, username=USERNAME, email="alice@example.com", name=NAME, password=PASSWORD)
-    add_user(
-        path,
-        username=OPERATOR,
-        email="olga@example.com",
-        name="Olga Operator",
-        password=PASSWORD,
-        roles=("operator",),
-    )
+    with cheap_bcrypt():
+        add_user(path, username=USERNAME, email="alice@example.com", name=NAME, password=PASSWORD)
+        add_user(
+            path,
+            username=OPERATOR,
+            email="olga@example.com",
+            name="Olga Operator",
+            password=PASSWORD,
+            roles=("operator",),
+        )
     return path
 
 

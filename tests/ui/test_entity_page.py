@@ -191,7 +191,9 @@ def test_temporal_unavailable_keeps_the_entity_with_a_banner(
     fake.available = False
     at.run()
     assert not at.exception
-    assert [w.value for w in at.warning] == ["Temporal is unavailable — showing data from 0 s ago."]
+    # The age is a second or so when the machine is busy: any single digit is this read's.
+    [warning] = [w.value for w in at.warning]
+    assert re.fullmatch(r"Temporal is unavailable — showing data from \d s ago\.", warning)
     assert [c.value for c in at.code] == ["deploy failed: exit code 3"]
     fake.available = True
     at.run()

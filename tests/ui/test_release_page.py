@@ -345,7 +345,9 @@ def test_temporal_unavailable_keeps_the_tree_with_a_banner(app: AppTest, fake: F
     fake.available = False
     at.run()
     assert not at.exception
-    assert [w.value for w in at.warning] == ["Temporal is unavailable — showing data from 0 s ago."]
+    # The age is a second or so when the machine is busy: any single digit is this read's.
+    [warning] = [w.value for w in at.warning]
+    assert re.fullmatch(r"Temporal is unavailable — showing data from \d s ago\.", warning)
     assert labels(at) == [RELEASE_LABEL, *WAVE_LABELS]
     assert at.button(key="release-retry").label == "Retry now"
     fake.available = True

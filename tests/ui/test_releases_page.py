@@ -289,7 +289,9 @@ def test_temporal_unavailable_keeps_the_last_data_with_a_banner(
     fake.available = False
     at.run()
     assert not at.exception
-    assert [w.value for w in at.warning] == ["Temporal is unavailable — showing data from 0 s ago."]
+    # The age is a second or so when the machine is busy: any single digit is this read's.
+    [warning] = [w.value for w in at.warning]
+    assert re.fullmatch(r"Temporal is unavailable — showing data from \d s ago\.", warning)
     assert table_ids(at) == ["rel-done-two", "rel-done-one", "rel-demo"]
     assert at.button(key="releases-retry").label == "Retry now"
     assert ":orange-badge[stale]" in at.caption[0].value

@@ -9,6 +9,8 @@ continues as new (carrying its state) when its history grows, so its history sta
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import suppress
 from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict
@@ -31,6 +33,8 @@ class LedgerStart(BaseModel):
     state: dict[str, object] = {}
     # Continue as new past this many history events (tests set a small one).
     history_limit: int = MAX_HISTORY_EVENTS
+    # Seconds between prunes while nothing is written (tests set a short one).
+    prune_seconds: float = PRUNE_EVERY.total_seconds()
 
 
 @workflow.defn(name="RelmgrAuthLedger")
@@ -48,7 +52,10 @@ class AuthLedgerWorkflow:
             self._state.merge(LedgerState.from_memo(start.state))
         self._publish()
         while True:
-            await workflow.wait_condition(lambda: self._changed, timeout=PRUNE_EVERY)
+            # A timeout is the prune tick. It must be caught: this SDK fails the workflow on a
+            # TimeoutError, and a failed ledger would take every sign-out with it.
+            with suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(lambda: self._changed, timeout=start.prune_seconds)
             self._changed = False
             self._publish()
             info = workflow.info()
@@ -58,7 +65,7 @@ class AuthLedgerWorkflow:
             ):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
-                    LedgerStart(state=self._state.to_memo(), history_limit=start.history_limit),
+                    start.model_copy(update={"state": self._state.to_memo()}),
                     memo={MEMO_AUTH: self._state.to_memo()},
                 )
 

@@ -108,6 +108,36 @@ async def test_the_state_survives_continue_as_new(client: Client) -> None:
         await client.get_workflow_handle(workflow_id).terminate("test over")
 
 
+async def test_an_idle_ledger_prunes_expired_entries_and_keeps_running(client: Client) -> None:
+    """With nothing written, the prune tick (a wait that times out) drops an expired sign-out
+    from the memo and the ledger runs on, keeping the rest: a timeout must never end it."""
+    settings = ledger_settings()
+    workflow_id = settings.auth_ledger_workflow_id
+    async with Worker(
+        client, task_queue=settings.auth_ledger_task_queue, workflows=[AuthLedgerWorkflow]
+    ):
+        handle = await client.start_workflow(
+            AuthLedgerWorkflow.run,
+            LedgerStart(prune_seconds=1.0),
+            id=workflow_id,
+            task_queue=settings.auth_ledger_task_queue,
+        )
+        writer = TemporalLedgerWriter(client, settings)
+        short, long = uuid.uuid4().hex, uuid.uuid4().hex
+        now = time.time()
+        for jti, expires in ((short, now + 1.5), (long, now + 600)):
+            assert await writer.send(
+                LedgerEvent(kind=LedgerEventKind.REVOKE, jti=jti, expires=expires)
+            )
+        await eventually(client, settings, lambda s: {short, long} <= set(s.revoked))
+        state = await eventually(client, settings, lambda s: short not in s.revoked)
+        assert set(state.revoked) == {long}
+        described = await handle.describe()
+        assert described.status is WorkflowExecutionStatus.RUNNING
+        assert described.run_id == handle.result_run_id
+        await handle.terminate("test over")
+
+
 class _RefusingClient:
     """Stands in for a client whose server refuses every call."""
 

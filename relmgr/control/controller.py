@@ -55,6 +55,8 @@ UPDATE_TIMEOUT_SECONDS = 3.0
 READ_TIMEOUT_SECONDS = 1.0
 # The bound of a whole control, reads and Update together: the API answers within 5 s.
 TOTAL_TIMEOUT_SECONDS = 4.8
+# Kept free of the Update's timeout inside the whole bound (the answer's own decoding).
+_MARGIN_SECONDS = 0.4
 # The kind of entity each control goes to.
 TARGET_KIND: dict[Control, EntityKind] = {
     Control.APPROVE: EntityKind.RELEASE,
@@ -103,9 +105,11 @@ class Controller:
                 value=request_id[:80],
                 expected="1-200 characters, e.g. a UUID",
             )
+        deadline = time.monotonic() + TOTAL_TIMEOUT_SECONDS
         try:
             return await asyncio.wait_for(
-                self._send(action, target_id, request, request_id), TOTAL_TIMEOUT_SECONDS
+                self._send(action, target_id, request, request_id, deadline),
+                TOTAL_TIMEOUT_SECONDS,
             )
         except TimeoutError:
             raise TemporalUnavailableError(
@@ -114,15 +118,24 @@ class Controller:
             ) from None
 
     async def _send(
-        self, action: Control, target_id: str, request: ControlRequest, request_id: str
+        self,
+        action: Control,
+        target_id: str,
+        request: ControlRequest,
+        request_id: str,
+        deadline: float,
     ) -> ControlResult:
         description = await self._describe(target_id)
         self._check_running(action, target_id, description)
         task_queue = description.task_queue
         await self._check_pollers(task_queue)
-        stale_at = datetime.now(UTC) + timedelta(seconds=self._timeout)
+        # The Update gets what is left of the whole bound (slow reads on a busy server eat into
+        # it), so that when no worker answers, its own timeout says so before the bound's
+        # "Temporal did not answer" does.
+        timeout = min(self._timeout, max(deadline - time.monotonic() - _MARGIN_SECONDS, 0.1))
+        stale_at = datetime.now(UTC) + timedelta(seconds=timeout)
         request = request.model_copy(update={"expires_at": stale_at})
-        return await self._update(action, target_id, request, request_id, task_queue)
+        return await self._update(action, target_id, request, request_id, task_queue, timeout)
 
     async def _describe(self, target_id: str) -> WorkflowExecutionDescription:
         what = f"reading {target_id} before a control"
@@ -173,6 +186,7 @@ class Controller:
         request: ControlRequest,
         request_id: str,
         task_queue: str,
+        update_seconds: float,
     ) -> ControlResult:
         converter = self._client.data_converter
         call = UpdateWorkflowExecutionRequest(
@@ -193,9 +207,9 @@ class Controller:
                 try:
                     answer: UpdateWorkflowExecutionResponse = await asyncio.wait_for(
                         self._client.workflow_service.update_workflow_execution(
-                            call, retry=True, timeout=timedelta(seconds=self._timeout)
+                            call, retry=True, timeout=timedelta(seconds=update_seconds)
                         ),
-                        self._timeout + 0.5,
+                        update_seconds + 0.2,
                     )
                 except RPCError as exc:
                     raise _translate_update_error(

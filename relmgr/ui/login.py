@@ -8,7 +8,8 @@ from `RELMGR_COOKIE_KEY` or `cookie_key` in `.streamlit/secrets.toml`.
 Two details of streamlit-authenticator 0.4.2 shape the code below. Cookies are set and deleted by
 a hidden component that must stay on the page long enough to run, so a run that signs in or out
 must not end early: a successful form sign-in asks for one more run (to take the form away) and
-sets the cookie in that run; a logout is requested by the button's callback and carried out at
+sets the cookie from that run on (each later run renders the same component, so a quick rerun
+cannot unmount it before it has run; a logout's delete likewise stays until the next sign-in); a logout is requested by the button's callback and carried out at
 the top of the next run, which then goes on to show the form. And the cookie is read from
 `st.context.cookies`, so there is no need for the library's default 0.7 s wait before each form.
 
@@ -64,10 +65,14 @@ USERS_FILE_PROBLEM = (
 )
 TOO_MANY_FAILURES = "Too many failed sign-ins for this user; try again in {seconds} s."
 _LOGOUT_REQUESTED = "relmgr-logout-requested"
+# The cookie components run their script once mounted, and a component not rendered by a run is
+# unmounted: under load a rerun came before the script had run, and the cookie was never set (or
+# never deleted). So each stays on the page, rendered with the same arguments by every run (the
+# same element: its script does not run again), for as long as it applies.
+# Set by a form sign-in: every run of this signed-in session renders the cookie's set.
 _SET_COOKIE = "relmgr-set-cookie"
-# Set once this browser's cookie is to go (logout, a refused cookie); until the next sign-in every
-# run renders the delete component again, so it stays mounted until its script has run, however
-# soon a rerun follows (under load a rerun could unmount it first, and the cookie stayed).
+# Set once this browser's cookie is to go (logout, a refused cookie): every run renders the
+# delete until the next sign-in.
 _DELETING_COOKIE = "relmgr-deleting-cookie"
 # This session's record (`SessionRecord` as a dict): from the browser's cookie, or made at sign-in.
 SESSION_KEY = "relmgr-session"
@@ -374,7 +379,9 @@ def gate(settings: Settings) -> SignedIn | None:
     if state.get(_DELETING_COOKIE) and not deleted and not state.get("authentication_status"):
         authenticator.cookie_controller.delete_cookie()
         deleted = True
-    if state.pop(_SET_COOKIE, False) and state.get("authentication_status"):
+    if not state.get("authentication_status"):
+        state.pop(_SET_COOKIE, None)
+    elif state.get(_SET_COOKIE):
         _set_cookie(authenticator, settings, key)
     was_signed_in = bool(state.get("authentication_status"))
     try:
@@ -401,7 +408,7 @@ def gate(settings: Settings) -> SignedIn | None:
     state.pop(_DELETING_COOKIE, None)
     if not was_signed_in and not _from_cookie(settings, key, users):
         # Signed in through the form just now: one more run takes the form away and sets the
-        # cookie there, where its component stays mounted.
+        # cookie there, and so does every later run of this session (see _SET_COOKIE).
         state[_SET_COOKIE] = True
         st.rerun()
     user = users.get(str(state.get("username")))

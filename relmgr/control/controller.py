@@ -202,21 +202,22 @@ class Controller:
             ),
         )
         started = time.monotonic()
-        try:
-            with temporal_errors(entity_id=target_id, what=f"sending {action.value}"):
-                try:
-                    answer: UpdateWorkflowExecutionResponse = await asyncio.wait_for(
-                        self._client.workflow_service.update_workflow_execution(
-                            call, retry=True, timeout=timedelta(seconds=update_seconds)
-                        ),
-                        update_seconds + 0.2,
-                    )
-                except RPCError as exc:
-                    raise _translate_update_error(
-                        exc, action, target_id, task_queue, time.monotonic() - started
-                    ) from None
-        except TimeoutError:
-            raise _no_answer(task_queue, time.monotonic() - started) from None
+        with temporal_errors(entity_id=target_id, what=f"sending {action.value}"):
+            try:
+                answer: UpdateWorkflowExecutionResponse = await asyncio.wait_for(
+                    self._client.workflow_service.update_workflow_execution(
+                        call, retry=True, timeout=timedelta(seconds=update_seconds)
+                    ),
+                    update_seconds + 0.2,
+                )
+            except RPCError as exc:
+                raise _translate_update_error(
+                    exc, action, target_id, task_queue, time.monotonic() - started
+                ) from None
+            except TimeoutError:
+                # Caught here, not by `temporal_errors` (which would call it a read timeout):
+                # the server took the Update and no worker answered it in time.
+                raise _no_answer(task_queue, time.monotonic() - started) from None
         if not answer.outcome.HasField("success") and not answer.outcome.HasField("failure"):
             # The server answered before the deadline without an outcome: no worker took it.
             raise _no_answer(task_queue, time.monotonic() - started)

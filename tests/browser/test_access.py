@@ -87,8 +87,16 @@ def test_a_wrong_password_is_refused_and_shows_no_data(
 ) -> None:
     """A wrong password gets the one clear message, the form again, no data and no cookie."""
     page.goto(stack.url)
-    sign_in(page, stack, password="not-the-password-1")
-    expect(page.get_by_text(WRONG_CREDENTIALS, exact=True)).to_be_visible()
+    refused = page.get_by_text(WRONG_CREDENTIALS, exact=True)
+    for attempt in range(1, 4):  # a dropped click (see `log_out`) leaves the form as it was
+        sign_in(page, stack, password="not-the-password-1")
+        try:
+            expect(refused).to_be_visible(timeout=10_000)
+            break
+        except AssertionError:
+            if attempt == 3:
+                raise
+            print(f"sign-in click {attempt} did not take; signing in again")
     expect_only_the_sign_in_form(page, seeded)
     assert session_cookies(page) == []
 

@@ -9,9 +9,10 @@ Two details of streamlit-authenticator 0.4.2 shape the code below. Cookies are s
 a hidden component that must stay on the page long enough to run, so a run that signs in or out
 must not end early: a successful form sign-in asks for one more run (to take the form away) and
 sets the cookie from that run on (each later run renders the same component, so a quick rerun
-cannot unmount it before it has run; a logout's delete likewise stays until the next sign-in); a logout is requested by the button's callback and carried out at
-the top of the next run, which then goes on to show the form. And the cookie is read from
-`st.context.cookies`, so there is no need for the library's default 0.7 s wait before each form.
+cannot unmount it before it has run; a logout's delete likewise stays until the next sign-in);
+a logout is requested by the button's callback and carried out at the top of the next run,
+which then goes on to show the form. And the cookie is read from `st.context.cookies`, so there
+is no need for the library's default 0.7 s wait before each form.
 
 Three checks are relmgr's own. Every session has a record (`SessionRecord`: a random `jti`, the
 user's session epoch, the expiry) and the cookie carries the same; a cookie is accepted only if it

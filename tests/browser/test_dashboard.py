@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Dialog, Locator, Page, WebSocket, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from relmgr.temporal.messages import DeployOptions
 from relmgr.testing.factories import make_plan
@@ -204,14 +205,19 @@ def download_at_phases(page: Page, button: Locator, file_name: str, clicks: int 
     lost: list[str] = []
     for click in range(clicks):
         page.wait_for_timeout(1_000 * click / clicks + 100)
-        with page.expect_download(timeout=10_000) as download:
-            button.click()
+        try:
+            with page.expect_download(timeout=10_000) as download:
+                button.click()
+        except PlaywrightTimeoutError:  # the click itself was dropped during a rerun
+            lost.append("(no download started)")
+            continue
         if download.value.suggested_filename == file_name:
             files.append(Path(download.value.path()))
         else:  # Streamlit served its media URL without the file: a lost download
             lost.append(download.value.suggested_filename)
     print(f"{file_name}: {len(files)} of {clicks} clicks downloaded it, lost: {lost}")
-    # Known, rare under load (a loaded 2-core machine lost 1 of 4 clicks in about 1 run in 3;
+    # Known, rare under load (a loaded 2-core machine lost 1 of 4 clicks in about 1 run in 3,
+    # either as a media URL served without the file or as a click dropped during a rerun;
     # `python -m tests.browser.repro_races` measures the rate): at most one click of four.
     assert len(files) >= clicks - 1, lost
     return files[-1]

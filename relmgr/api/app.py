@@ -132,6 +132,7 @@ def create_app(
         proxies=TrustedProxies.parse(settings.trusted_proxies),
         reader=reader,
         controller=controller,
+        reads_ledger=settings.auth_ledger and reader is None,
     )
 
     @asynccontextmanager

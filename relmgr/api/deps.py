@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from fastapi.security.utils import get_authorization_scheme_param
+from starlette.concurrency import run_in_threadpool
 
 from relmgr.api.audit import AuditEvent, AuditLog
 from relmgr.api.caching import ResponseCache
@@ -44,6 +45,9 @@ class ApiState:
     cache: ResponseCache = field(default_factory=ResponseCache)
     # Why the last attempt to connect to Temporal failed (cause and setting), until one succeeds.
     connect_problem: str | None = None
+    # Whether this app's own reader reads the auth ledger: sessions are then judged and issued
+    # once it has been read (see `ledger_read`).
+    reads_ledger: bool = False
 
     def not_connected(self) -> TemporalUnavailableError:
         """The error for a read before the reader exists: the last connection problem, if any."""
@@ -155,6 +159,15 @@ def token_user(state: ApiState, request: Request) -> User | None:
         return None
 
 
+async def ledger_read(state: ApiState) -> None:
+    """Wait, once per app and at most `FIRST_READ_WAIT_SECONDS`, for the first read of the auth
+    ledger: a fresh replica then judges and issues tokens with the sign-outs and generations
+    the other replicas know. Free once it has been read."""
+    if state.reads_ledger and not state.ledger.loaded.is_set():
+        # The reader sets `loaded` on this event loop: wait in a thread, never on the loop.
+        await run_in_threadpool(state.ledger.await_first_read)
+
+
 async def current_session(
     request: Request,
     state: StateDep,
@@ -165,6 +178,7 @@ async def current_session(
     Valid means: signed by us, unexpired, its `jti` not revoked, its user still in the users
     file, and its session epoch that user's current one (same password, roles and generation).
     """
+    await ledger_read(state)
     try:
         return _check(state, token)
     except TokenRejectedError as exc:

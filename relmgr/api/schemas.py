@@ -182,6 +182,8 @@ class ReadyResponse(_Frozen):
     # (the auth ledger rides in it), so these two grow together while nothing new is read.
     refresh_cycles: int = 0
     list_calls: int = 0
+    # A cycle is under way (its calls may be counted already, the cycle not yet).
+    refreshing: bool = False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 # Writes kept while no writer is attached (Temporal not reached since start-up).
 MAX_UNSENT = 1000
+# How long sign-ins and session checks wait, once per process, for the first read of the ledger.
+FIRST_READ_WAIT_SECONDS = 5.0
 
 
 class LedgerWriter(Protocol):
@@ -74,9 +76,31 @@ class AuthLedger:
         self._unsent: list[LedgerEvent] = []
         # Set once this replica has read the ledger (a refresh cycle that asked for it).
         self.loaded = threading.Event()
+        self._first_wait_over = threading.Event()
         self.reads = 0
         # Counted up whenever a user's generation rises: lets `UsersStore` cache its overlay.
         self.generations_version = 0
+
+    def await_first_read(self, seconds: float = FIRST_READ_WAIT_SECONDS) -> bool:
+        """Wait for this replica's first read of the ledger, at most `seconds` and only until
+        the first wait is over; whether it has been read.
+
+        Called before a sign-in or a session is judged, so that a fresh replica issues and
+        judges sessions with the generations and sign-outs the others know (a session issued
+        with a stale generation would be ended moments later on every replica). If Temporal
+        does not answer in time, this replica judges by its own records until it does.
+        """
+        if self.loaded.is_set():
+            return True
+        if not self._first_wait_over.is_set():
+            if not self.loaded.wait(seconds):
+                logger.warning(
+                    "the auth ledger was not read within %g s (Temporal unavailable?): sessions "
+                    "are judged by this replica's own records until it is",
+                    seconds,
+                )
+            self._first_wait_over.set()
+        return self.loaded.is_set()
 
     def attach(self, writer: LedgerWriter) -> None:
         """Send this replica's writes through `writer` from now on, the unsent ones first."""

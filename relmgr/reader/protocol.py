@@ -28,6 +28,8 @@ class ReaderStats(BaseModel):
     watched_releases: int = 0
     # Refresh cycles completed: with `list_calls`, shows what a cycle costs (one delta call).
     refresh_cycles: int = 0
+    # A cycle is under way: its calls may already be in `list_calls`, it is not yet counted.
+    refreshing: bool = False
 
     @property
     def temporal_calls(self) -> int:

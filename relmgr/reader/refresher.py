@@ -165,6 +165,7 @@ class SnapshotCache:
         self._last_success_at: datetime | None = None
         self._last_success_mono: float | None = None
         self.cycles = 0
+        self.refreshing = False
         self.last_report: RefreshReport | None = None
         self._pinned: str | None = None
         self._on_pinned_read: Callable[[], None] | None = None
@@ -417,7 +418,15 @@ class SnapshotCache:
         """One refresh cycle: at most one resync, then one delta for everything else.
 
         Raises `TemporalUnavailableError` (and remembers it for readers) if Temporal failed.
+        `refreshing` is true while it runs (its calls may be counted, the cycle not yet).
         """
+        self.refreshing = True
+        try:
+            return await self._refresh_once()
+        finally:
+            self.refreshing = False
+
+    async def _refresh_once(self) -> RefreshReport:
         mono = self._clock.monotonic()
         self._expire(mono)
         snapshots = self._snapshots()

@@ -242,6 +242,7 @@ class TemporalReader:
             update={
                 "watched_releases": len(self.cache.watched_releases()),
                 "refresh_cycles": self.cache.cycles,
+                "refreshing": self.cache.refreshing,
             }
         )
 

@@ -205,7 +205,13 @@ def _authenticator(settings: Settings, key: str, users: UsersFile) -> stauth.Aut
             return False
         user = None
         try:
-            user = verify_password(users, username, password)
+            in_force = users
+            if settings.auth_ledger:
+                # A session is signed in with the generation every replica knows: one issued
+                # before this replica's first read of the ledger could be stale, and ended at once.
+                runtime.await_ledger()
+                in_force = current_users(settings)
+            user = verify_password(in_force, username, password)
         finally:
             limiter.finish(username, client, failed=user is None)
         if user is not None:

@@ -13,8 +13,6 @@ so that the ledger is read before the first page is.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 
@@ -27,8 +25,6 @@ from relmgr.settings import Settings, get_settings
 from relmgr.ui.bridge import SyncReader
 
 ReaderFactory = Callable[[Settings], Awaitable[ReleaseReader]]
-
-logger = logging.getLogger(__name__)
 
 _factory: ReaderFactory | None = None
 # Bumped by every `set_reader_factory`, so the cache builds a new reader for the new factory.
@@ -53,25 +49,10 @@ def start_reading() -> None:
     get_reader().warm()
 
 
-# How long a cookie check waits for this process's first read of the auth ledger, once.
-LEDGER_WAIT_SECONDS = 5.0
-_ledger_wait_over = threading.Event()
-
-
 def await_ledger() -> None:
-    """Wait (once per process, at most `LEDGER_WAIT_SECONDS`) for the first read of the auth
-    ledger, so that a fresh replica judges its first cookies as the others do. If Temporal
-    does not answer, cookies are judged on this replica's own records from then on."""
-    ledger = auth_ledger()
-    if ledger.loaded.is_set() or _ledger_wait_over.is_set():
-        return
-    if not ledger.loaded.wait(LEDGER_WAIT_SECONDS):
-        logger.warning(
-            "the auth ledger was not read within %g s (Temporal unavailable?): sign-in cookies "
-            "are checked against this replica's own records until it is",
-            LEDGER_WAIT_SECONDS,
-        )
-    _ledger_wait_over.set()
+    """Wait (once per process, at most `FIRST_READ_WAIT_SECONDS`) for the first read of the auth
+    ledger, so that a fresh replica judges cookies and signs sessions in as the others do."""
+    auth_ledger().await_first_read()
 
 
 def set_reader_factory(factory: ReaderFactory | None) -> None:

@@ -15,8 +15,16 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
-from relmgr.auth.users import add_user, load_users, remove_user, revoke_sessions, write_users
+from relmgr.auth.users import (
+    add_user,
+    load_users,
+    remove_user,
+    revoke_sessions,
+    session_epoch,
+    write_users,
+)
 from relmgr.settings import Settings
+from relmgr.temporal.ledger_state import LedgerEvent, LedgerEventKind, LedgerState
 from tests.api.conftest import PASSWORD, SECRET, claims_for, http_client, sign
 
 
@@ -475,3 +483,51 @@ async def test_broken_users_file_edit_keeps_the_previous_users(
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
         response = await _me(api, sign(claims_for("admin")))
     assert response.status_code == 200
+
+
+def _read_later(app: FastAPI, shared: LedgerState, seconds: float) -> None:
+    """Have the app's reader read the ledger `shared` in `seconds` (its first read)."""
+    state = app.state.api
+    state.reads_ledger = True  # as when the app's own reader follows the ledger
+
+    def read() -> None:
+        state.ledger.apply_memo(json.dumps(shared.to_memo()).encode())
+        state.ledger.loaded.set()
+
+    asyncio.get_running_loop().call_later(seconds, read)
+
+
+async def test_a_fresh_replicas_first_token_carries_the_generation_the_ledger_holds(
+    app_for: Callable[..., FastAPI],
+) -> None:
+    """Another replica raised admin's generation to 3; this replica's file says 0 and it has not
+    read the ledger yet. Its first login waits for that read, so the token is of generation 3
+    (one of generation 0 would be refused by every replica moments later)."""
+    app = app_for()
+    shared = LedgerState()
+    shared.apply(LedgerEvent(kind=LedgerEventKind.GENERATION, username="admin", generation=3))
+    _read_later(app, shared, 0.3)
+    async with http_client(app) as api:
+        response = await _login(api, "admin", PASSWORD)
+        assert response.status_code == 200
+        token = response.json()["access_token"]
+        raised = app.state.api.users.get("admin")
+        assert raised.session_generation == 3
+        assert jwt.decode(token, SECRET, algorithms=["HS256"])["ep"] == session_epoch(raised)
+        assert (await api.get("/api/auth/me", headers=_bearer(token))).status_code == 200
+
+
+async def test_a_fresh_replica_refuses_a_token_ended_elsewhere_from_its_first_request(
+    app_for: Callable[..., FastAPI],
+) -> None:
+    """A token logged out on another replica is refused by a fresh one even on its first
+    request, which waits for the first read of the ledger that lists it."""
+    app = app_for()
+    claims = claims_for("admin")
+    shared = LedgerState()
+    shared.apply(LedgerEvent(kind=LedgerEventKind.REVOKE, jti=claims["jti"], expires=claims["exp"]))
+    _read_later(app, shared, 0.3)
+    async with http_client(app) as api:
+        response = await api.get("/api/auth/me", headers=_bearer(sign(claims)))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_token"

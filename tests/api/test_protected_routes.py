@@ -124,4 +124,5 @@ async def test_public_probes_need_no_token(api: httpx.AsyncClient) -> None:
         "temporal": "ok",
         "refresh_cycles": 0,
         "list_calls": 0,
+        "refreshing": False,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -233,3 +234,34 @@ def test_a_generation_raised_anywhere_changes_the_epoch_everywhere(tmp_path: Pat
     again = store_b.get("admin")
     assert again is not None
     assert again.session_generation == 2
+
+
+def test_the_first_read_is_awaited_once_and_then_never_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before any read, the first wait lasts its bound and says so; later waits return at once
+    (this replica then judges by its own records), and a read ends any wait."""
+    ledger = AuthLedger()
+    began = time.monotonic()
+    assert ledger.await_first_read(0.3) is False
+    first = time.monotonic() - began
+    assert 0.3 <= first < 1.5
+    assert "the auth ledger was not read within 0.3 s" in caplog.text
+    began = time.monotonic()
+    assert ledger.await_first_read(5.0) is False
+    assert time.monotonic() - began < 0.1
+    ledger.loaded.set()
+    assert ledger.await_first_read(5.0) is True
+
+
+def test_a_wait_for_the_first_read_ends_when_the_read_comes() -> None:
+    """A wait begun before the first read returns as soon as the refresher has read the ledger."""
+    ledger = AuthLedger()
+    reader = threading.Timer(0.2, ledger.loaded.set)
+    began = time.monotonic()
+    reader.start()
+    try:
+        assert ledger.await_first_read(10.0) is True
+    finally:
+        reader.cancel()
+    assert 0.15 <= time.monotonic() - began < 5.0

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from relmgr.errors import TemporalUnavailableError
 from relmgr.models import EntityState
 from relmgr.reader.queries import delta_query
 from relmgr.reader.refresher import CachePolicy, SnapshotCache
@@ -87,3 +91,27 @@ async def test_with_releases_watched_the_ledger_adds_no_call() -> None:
     node = tree.find(APP)
     assert node is not None
     assert node.state is EntityState.SUCCEEDED
+
+
+async def test_a_cycle_under_way_is_reported_until_it_is_counted() -> None:
+    """While a cycle's call is out, `refreshing` is true (its call may be counted, the cycle not
+    yet); once the cycle is counted it is false again, and stays false after a failed cycle."""
+    source = FakeVisibility()
+    source.add_release("rel-one", make_plan(waves=1, clusters=1, apps=1))
+    cache = SnapshotCache(source, POLICY, FakeClock(T0 + timedelta(minutes=5)))
+    await cache.hierarchy("rel-one")
+    assert cache.refreshing is False
+    source.gate = asyncio.Event()
+    cycle = asyncio.create_task(cache.refresh_once())
+    for _ in range(1000):  # until the cycle's call is out (at most 1 s)
+        if source.in_flight:
+            break
+        await asyncio.sleep(0.001)
+    assert (cache.refreshing, cache.cycles) == (True, 0)
+    source.gate.set()
+    await cycle
+    assert (cache.refreshing, cache.cycles) == (False, 1)
+    source.fail_with = TemporalUnavailableError("down")
+    with pytest.raises(TemporalUnavailableError):
+        await cache.refresh_once()
+    assert (cache.refreshing, cache.cycles) == (False, 1)

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +24,12 @@ from relmgr.auth import users as auth
 from relmgr.auth.sessions import new_jti
 from relmgr.auth.users import load_users, remove_user, revoke_sessions, session_epoch, write_users
 from relmgr.settings import get_settings
+from relmgr.temporal.ledger_state import LedgerEvent, LedgerEventKind, LedgerState
 from relmgr.testing.fake_reader import FakeReader
+from relmgr.ui import runtime
 from relmgr.ui.login import (
     SESSION_ENDED,
+    SESSION_KEY,
     TOO_MANY_FAILURES,
     WRONG_CREDENTIALS,
 )
@@ -801,3 +805,38 @@ def test_no_cookie_password_or_key_reaches_the_logs(
     assert "logout not recorded" in logged
     for secret in (cookie, cookie.split(".")[2], PASSWORD, "Wr0ng-Passw0rd!", COOKIE_KEY):
         assert secret not in logged
+
+
+def test_a_form_sign_in_on_a_fresh_replica_waits_for_the_ledgers_generation(
+    new_app: Callable[[], AppTest], fake: FakeReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica raised alice's generation to 2 (her file here says 0) and this process has
+    not read the ledger yet: the form's sign-in waits for that first read, so the session is of
+    generation 2 and stays signed in on the next run (one of generation 0 would end at once)."""
+    monkeypatch.setenv("RELMGR_AUTH_LEDGER", "true")
+    get_settings.cache_clear()
+    ledger = runtime.auth_ledger()
+    shared = LedgerState()
+    shared.apply(LedgerEvent(kind=LedgerEventKind.GENERATION, username=USERNAME, generation=2))
+
+    def first_read() -> None:
+        ledger.apply_memo(json.dumps(shared.to_memo()).encode())
+        ledger.loaded.set()
+
+    at = new_app().run()
+    only_the_login_form(at)
+    reading = threading.Timer(0.4, first_read)
+    reading.start()
+    try:
+        at = submit_login(at, USERNAME, PASSWORD)
+    finally:
+        reading.cancel()
+    assert ledger.loaded.is_set()
+    raised = load_users(get_settings().users_file).get(USERNAME)
+    assert raised is not None
+    expected = session_epoch(raised.model_copy(update={"session_generation": 2}))
+    assert at.session_state[SESSION_KEY]["epoch"] == expected
+    at = at.run()
+    assert at.session_state["authentication_status"] is True
+    assert [t.value for t in at.title] == ["Releases"]
+    assert SESSION_ENDED not in [i.value for i in at.info]

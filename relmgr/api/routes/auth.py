@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from relmgr.api.audit import AuditEvent
 from relmgr.api.bodies import AUTH_BODY_LIMIT
-from relmgr.api.deps import CurrentUser, SessionDep, StateDep, client_address
+from relmgr.api.deps import CurrentUser, SessionDep, StateDep, client_address, ledger_read
 from relmgr.api.errors import UNAUTHORIZED_DOC, ApiError, error_doc
 from relmgr.api.schemas import TokenResponse, UserInfo
 from relmgr.errors import ConfigError
@@ -65,6 +65,9 @@ async def login(
     Send `username` and `password` as an `application/x-www-form-urlencoded` body (OAuth2
     password flow); use the returned `access_token` as `Authorization: Bearer <access_token>`.
     """
+    # Judged with what the other replicas know (a token issued with a stale generation would be
+    # refused at once; a throttle reached elsewhere holds here).
+    await ledger_read(state)
     client = client_address(request)
     throttle = state.limiter.start(form.username, client)
     if throttle is not None:

@@ -32,4 +32,8 @@ async def ready(response: Response, state: StateDep) -> ReadyResponse:
     await within_budget(state.reader.check_ready())
     response.headers["Cache-Control"] = "no-store"
     stats = state.reader.stats()
-    return ReadyResponse(refresh_cycles=stats.refresh_cycles, list_calls=stats.list_calls)
+    return ReadyResponse(
+        refresh_cycles=stats.refresh_cycles,
+        list_calls=stats.list_calls,
+        refreshing=stats.refreshing,
+    )

@@ -35,6 +35,7 @@ from relmgr.progress.timeline import (
     build_timeline,
     state_name,
 )
+from relmgr.ui.freshness import load
 from relmgr.ui.present import as_utc, md_escape
 from relmgr.ui.runtime import get_reader
 
@@ -243,9 +244,22 @@ def build_chart(
     )
 
 
-def _read(release_id: str) -> tuple[ReleaseHierarchy, ReleaseListPage]:
+def _read(release_id: str) -> tuple[ReleaseHierarchy, ReleaseListPage] | None:
+    """The tree and the history, or the last known of each while Temporal is away (the tree is
+    the one the page's tree shows: the same view and identity); None if either was never read."""
     reader = get_reader()
-    return reader.get_release_hierarchy(release_id), reader.list_releases(HISTORY_QUERY)
+    tree = load(
+        "release", release_id, ReleaseHierarchy, lambda: reader.get_release_hierarchy(release_id)
+    )
+    history = load(
+        "timeline-history",
+        HISTORY_QUERY.model_dump_json(),
+        ReleaseListPage,
+        lambda: reader.list_releases(HISTORY_QUERY),
+    )
+    if tree.value is None or history.value is None:
+        return None
+    return tree.value, history.value
 
 
 def render_timeline(release_id: str) -> None:
@@ -253,13 +267,18 @@ def render_timeline(release_id: str) -> None:
     comparison with history.
 
     Only a subheader, widgets and the chart: the notes go into the chart's title, so the page's
-    own text elements keep their order. Draws nothing when the release cannot be read: the rest
-    of the page reports why.
+    own text elements keep their order. While Temporal is away the chart stays, drawn from the
+    last data read (the tree's banner says how old), rather than vanish and come back with a new
+    element at the next good read; with nothing ever read, or for a release that cannot be read
+    (a malformed ID, not found), it draws nothing: the rest of the page reports why.
     """
     try:
-        tree, history = _read(release_id)
+        read = _read(release_id)
     except RelmgrError:
         return
+    if read is None:
+        return
+    tree, history = read
     timeline = build_timeline(tree, history.items)
     st.subheader(md_escape(header_text(timeline)), anchor=False)
     summary = next((s for s in history.items if s.id == release_id), None)

@@ -4,10 +4,11 @@ and one Chromium for the package, and a users file with the browser tests' accou
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from relmgr.auth.users import add_user
 from relmgr.temporal.messages import DeployOptions
 from relmgr.testing.factories import make_plan
 from relmgr.testing.passwords import cheap_bcrypt
+from relmgr.testing.ports import free_port
 from tests.browser.conftest import LOAD_TIMEOUT_MS
 from tests.browser.stack import (
     CHROMIUM,
@@ -57,14 +59,25 @@ class Backend:
         }
 
 
+# What a server prints when its port was taken between `free_port()` and its bind: Streamlit's
+# "Port N is not available", uvicorn's "[Errno 98] ... address already in use".
+_PORT_TAKEN = re.compile(r"Port \d+ is not available|address already in use", re.IGNORECASE)
+
+
+class PortTakenError(AssertionError):
+    """The server exited because another process took its port first."""
+
+
 def wait_until_healthy(
     url: str, process: subprocess.Popen[bytes], log_file: Path, path: str = "/_stcore/health"
 ) -> None:
     """Until a server at `url` answers 200 at `path` (a dashboard's health by default); fails
-    with its log if it exits or takes over 60 s."""
+    with its log if it exits (`PortTakenError` if its port was taken) or takes over 60 s."""
     deadline = time.monotonic() + 60
     while True:
-        assert process.poll() is None, log_file.read_text()
+        if process.poll() is not None:
+            log = log_file.read_text(errors="replace")
+            raise (PortTakenError if _PORT_TAKEN.search(log) else AssertionError)(log)
         try:
             if httpx.get(f"{url}{path}", timeout=1, trust_env=False).status_code == 200:
                 return
@@ -72,6 +85,64 @@ def wait_until_healthy(
             pass
         assert time.monotonic() < deadline, log_file.read_text()
         time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """A server process to start: its command (`--port N` is added), where it runs and logs."""
+
+    command: Sequence[str | Path]
+    env: Mapping[str, str]
+    cwd: Path
+    log_file: Path
+    health_path: str = "/_stcore/health"
+
+
+@dataclass(frozen=True)
+class Served:
+    """A server started by `start_servers`, healthy."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+def _launch(spec: ServerSpec, port: int) -> subprocess.Popen[bytes]:
+    with spec.log_file.open("wb") as log:
+        return subprocess.Popen(
+            [*map(str, spec.command), "--port", str(port)],
+            cwd=spec.cwd,
+            env=dict(spec.env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def start_servers(
+    specs: Sequence[ServerSpec], started: list[subprocess.Popen[bytes]]
+) -> list[Served]:
+    """Start every server at once, each on a free port, and wait until each is healthy. A server
+    whose port another process took between `free_port()` and its bind is started again on
+    another port (at most 3 times). Every process started is appended to `started` at once, for
+    the caller to stop, whatever happens."""
+    ports = [free_port() for _ in specs]
+    processes = [_launch(spec, port) for spec, port in zip(specs, ports, strict=True)]
+    started.extend(processes)
+    served: list[Served] = []
+    for spec, port, process in zip(specs, ports, processes, strict=True):
+        for moves_left in range(3, -1, -1):
+            url = f"http://127.0.0.1:{port}"
+            try:
+                wait_until_healthy(url, process, spec.log_file, path=spec.health_path)
+                break
+            except PortTakenError:
+                if moves_left == 0:
+                    raise
+                port = free_port()
+                process = _launch(spec, port)
+                started.append(process)
+        served.append(Served(url=url, port=port, process=process))
+    return served
 
 
 @pytest.fixture(scope="package")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from relmgr.testing.processes import stop_process
 from tests.browser.conftest import LOAD_TIMEOUT_MS, expect_page_title
 from tests.browser.stack import COOKIE_NAME
 from tests.deploy.certs import Authority
-from tests.deploy.conftest import Backend, wait_until_healthy
+from tests.deploy.conftest import Backend, ServerSpec, start_servers
 from tests.deploy.nginx import main_config, running_nginx
 
 pytestmark = pytest.mark.integration  # real nginx, Streamlit and Temporal; systemd-analyze
@@ -118,43 +118,32 @@ def front(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     work = tmp_path_factory.mktemp("front")
     ca = Authority.create(work, "front-ca")
     cert = ca.issue(work, "front", server=True, dns_name="relmgr.example.com", ip="127.0.0.1")
-    ports = [free_port(), free_port()]
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        for port in ports:
-            log_file = work / f"dashboard-{port}.log"
-            with log_file.open("wb") as log:
-                processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "relmgr", "dashboard", "--port", str(port)],
-                        cwd=work,
-                        env=backend.dashboard_env(),
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-        api_port = free_port()
-        api_log = work / "api.log"
-        with api_log.open("wb") as log:
-            api_env = backend.dashboard_env(
+        dashboard = ServerSpec(
+            command=[sys.executable, "-m", "relmgr", "dashboard"],
+            env=backend.dashboard_env(),
+            cwd=work,
+            log_file=work / "dashboard.log",
+        )
+        api = ServerSpec(
+            command=[sys.executable, "-m", "relmgr", "api"],
+            env=backend.dashboard_env(
                 RELMGR_JWT_SECRET=secrets.token_urlsafe(48),
                 RELMGR_AUDIT_LOG=str(work / "audit.jsonl"),
                 # As deploy/systemd/relmgr-api.service: nginx on loopback is the trusted proxy,
                 # so its X-Forwarded-Proto (https) reaches the API and HSTS is sent once.
                 RELMGR_TRUSTED_PROXIES="127.0.0.1",
-            )
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "relmgr", "api", "--port", str(api_port)],
-                    cwd=work,
-                    env=api_env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        for port, process in zip(ports, processes, strict=False):
-            wait_until_healthy(f"http://127.0.0.1:{port}", process, work / f"dashboard-{port}.log")
-        wait_until_healthy(f"http://127.0.0.1:{api_port}", processes[-1], api_log, path="/health")
+            ),
+            cwd=work,
+            log_file=work / "api.log",
+            health_path="/health",
+        )
+        replica_a, replica_b, api_server = start_servers(
+            [dashboard, replace(dashboard, log_file=work / "dashboard-b.log"), api], processes
+        )
+        ports = [replica_a.port, replica_b.port]
+        api_port = api_server.port
 
         https_port, http_port = free_port(), free_port()
         config = (DEPLOY / "nginx" / "relmgr.conf").read_text()

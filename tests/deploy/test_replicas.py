@@ -22,11 +22,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from relmgr.auth.users import add_user
-from relmgr.testing.ports import free_port
 from relmgr.testing.processes import stop_process
 from tests.browser.conftest import LOAD_TIMEOUT_MS
 from tests.browser.stack import COOKIE_NAME
-from tests.deploy.conftest import Backend, wait_until_healthy
+from tests.deploy.conftest import Backend, ServerSpec, start_servers
 
 pytestmark = pytest.mark.integration  # real Temporal, uvicorn and Streamlit processes
 
@@ -47,13 +46,6 @@ class Replicas:
     jwt_secret: str
 
 
-def _started(
-    command: list[str], env: dict[str, str], log_file: Path, cwd: Path
-) -> subprocess.Popen[bytes]:
-    with log_file.open("wb") as log:
-        return subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
 @pytest.fixture(scope="module")
 def replicas(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     """Two `relmgr api` and two `relmgr dashboard` processes, each in a data directory of its
@@ -68,7 +60,7 @@ def replicas(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iter
     jwt_secret = secrets.token_urlsafe(48)
     processes: list[subprocess.Popen[bytes]] = []
     data_dirs: list[Path] = []
-    urls: list[tuple[str, str, Path, subprocess.Popen[bytes]]] = []
+    specs: list[ServerSpec] = []
     try:
         for kind in ("api-a", "api-b", "dashboard-a", "dashboard-b"):
             data_dir = work / kind
@@ -85,23 +77,20 @@ def replicas(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 RELMGR_AUDIT_LOG=str(data_dir / "audit.jsonl"),
                 RELMGR_LOGIN_ATTEMPTS_PER_MINUTE=str(ATTEMPTS_PER_MINUTE),
             )
-            port = free_port()
             command = "api" if kind.startswith("api") else "dashboard"
-            log_file = data_dir / f"{kind}.log"
-            process = _started(
-                [sys.executable, "-m", "relmgr", command, "--port", str(port)],
-                env,
-                log_file,
-                data_dir,
+            specs.append(
+                ServerSpec(
+                    command=[sys.executable, "-m", "relmgr", command],
+                    env=env,
+                    cwd=data_dir,
+                    log_file=data_dir / f"{kind}.log",
+                    health_path="/ready" if command == "api" else "/_stcore/health",
+                )
             )
-            processes.append(process)
-            urls.append((f"http://127.0.0.1:{port}", command, log_file, process))
-        for url, command, log_file, process in urls:
-            path = "/ready" if command == "api" else "/_stcore/health"
-            wait_until_healthy(url, process, log_file, path=path)
+        served = start_servers(specs, processes)
         yield Replicas(
-            apis=(urls[0][0], urls[1][0]),
-            dashboards=(urls[2][0], urls[3][0]),
+            apis=(served[0].url, served[1].url),
+            dashboards=(served[2].url, served[3].url),
             data_dirs=tuple(data_dirs),
             jwt_secret=jwt_secret,
         )

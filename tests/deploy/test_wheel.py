@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from relmgr.testing.ports import free_port
 from relmgr.testing.processes import stop_process
 from tests.browser.conftest import LOAD_TIMEOUT_MS, expect_page_title, sign_in, wait_for_cookie
-from tests.deploy.conftest import Backend, wait_until_healthy
+from tests.deploy.conftest import Backend, ServerSpec, start_servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -125,22 +124,24 @@ def test_the_installed_relmgr_is_the_virtualenvs_copy(installed: Installed, tmp_
 @pytest.fixture
 def served(installed: Installed, backend: Backend, tmp_path: Path) -> Iterator[tuple[str, int]]:
     """`relmgr dashboard` of the virtualenv, started in an empty directory; (URL, PID)."""
-    port = free_port()
-    log_file = tmp_path / "dashboard.log"
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [installed.venv / "bin" / "relmgr", "dashboard", "--port", str(port)],
-            cwd=tmp_path,
-            env=backend.dashboard_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    started: list[subprocess.Popen[bytes]] = []
     try:
-        wait_until_healthy(url, process, log_file)
+        [server] = start_servers(
+            [
+                ServerSpec(
+                    command=[installed.venv / "bin" / "relmgr", "dashboard"],
+                    env=backend.dashboard_env(),
+                    cwd=tmp_path,
+                    log_file=tmp_path / "dashboard.log",
+                )
+            ],
+            started,
+        )
+        url, process = server.url, server.process
         yield url, process.pid
     finally:
-        stop_process(process)
+        for process in started:
+            stop_process(process)
 
 
 def test_relmgr_dashboard_from_the_wheel_serves_and_signs_in(

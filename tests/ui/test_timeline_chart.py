@@ -119,3 +119,19 @@ def test_release_page_draws_the_header_and_the_chart(app: AppTest, fake: FakeRea
         ("rel-run.wave-1.cluster-c1", "2026-11-26T12:00:00+00:00", "2026-11-26T12:06:40+00:00"),
         ("rel-run.wave-1.cluster-c2", "2026-11-26T12:00:00+00:00", "2026-11-26T12:08:00+00:00"),
     ]
+
+
+def test_the_chart_stays_while_temporal_is_away(app: AppTest, fake: FakeReader) -> None:
+    """Temporal goes away after the page was drawn: the next refresh draws the same chart from
+    the last data read (the tree's banner says it is stale), rather than dropping it."""
+    fake.put(running_release())
+    at = open_page(app, PAGE, release="rel-run")
+    drawn = _bar_values(at)
+    fake.available = False
+    at = at.run()
+    assert not at.exception
+    assert at.warning[0].value.startswith("Temporal is unavailable — showing data")
+    assert [(v["bar"], v["part"]) for v in _bar_values(at)] == [
+        (v["bar"], v["part"]) for v in drawn
+    ]
+    assert len([h for h in at.subheader if h.value.startswith("wave ")]) == 1

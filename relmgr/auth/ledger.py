@@ -14,7 +14,8 @@ This module is this replica's view, with no Temporal in it (auth must not import
 its bounds are `relmgr.temporal.ledger_state` (pure, shared with the workflow). A write applies to
 the view at once, so the replica that took a logout honours it immediately, and goes to Temporal
 in the background; when Temporal cannot be reached the write is logged as a warning and holds on
-this replica only (and, for a logout, in its local revoked sessions file).
+this replica only (and, for a logout, in its local revoked sessions file) until the writer's
+resend gets it through (sign-outs and generations; see `relmgr.temporal.ledger`).
 
 Failed logins carry the replica that saw them (`origin`): each replica counts its own failures in
 its own limiter and adds only the others' from the ledger.

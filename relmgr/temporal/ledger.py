@@ -9,7 +9,11 @@ ledger is the refresher's job (its delta list includes the ledger's workflow ID)
 
 A write is one signal-with-start (the ledger starts itself on first use). It is sent in the
 background: a logout never waits on Temporal. If it fails, a warning names the problem and says
-that only this replica honours the write; no token or jti is ever logged.
+that only this replica honours the write for now; no token or jti is ever logged. Sign-outs and
+generations (which only ever add, so sending one twice changes nothing) are then held and sent
+again, in order, every few seconds (doubling up to `RETRY_MAX_SECONDS`) until Temporal takes them:
+a logout made during an outage reaches the other replicas once it is over. Failed logins are not
+held: they count for a minute only, and a resend could count one twice.
 """
 
 from __future__ import annotations
@@ -27,13 +31,18 @@ from temporalio.worker import Worker
 
 from relmgr.errors import ConfigError
 from relmgr.settings import Settings
-from relmgr.temporal.ledger_state import MEMO_AUTH, LedgerEvent
+from relmgr.temporal.ledger_state import MEMO_AUTH, LedgerEvent, LedgerEventKind
 from relmgr.temporal.ledger_workflow import SIGNAL_RECORD, AuthLedgerWorkflow, LedgerStart
 
 logger = logging.getLogger(__name__)
 
 # A write not sent within this long is given up (and logged): the signal is tiny.
 SEND_TIMEOUT_SECONDS = 5.0
+# Held writes (sign-outs, generations not sent) are sent again after this long, doubling up to
+# the maximum; at most MAX_HELD are kept (the oldest dropped first, with a warning).
+RETRY_FIRST_SECONDS = 2.0
+RETRY_MAX_SECONDS = 30.0
+MAX_HELD = 1000
 _WORKFLOW_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
@@ -55,12 +64,24 @@ def pinned_query(workflow_id: str) -> str:
 class TemporalLedgerWriter:
     """Sends ledger writes as signals on one event loop, from any thread (`LedgerWriter`)."""
 
-    def __init__(self, client: Client, settings: Settings) -> None:
+    def __init__(
+        self,
+        client: Client,
+        settings: Settings,
+        *,
+        retry_first_seconds: float = RETRY_FIRST_SECONDS,
+        retry_max_seconds: float = RETRY_MAX_SECONDS,
+    ) -> None:
         self._client = client
         self._loop = asyncio.get_running_loop()
         self._workflow_id = ledger_workflow_id(settings)
         self._task_queue = settings.auth_ledger_task_queue
         self._address = settings.temporal_address
+        self._retry_first = retry_first_seconds
+        self._retry_max = retry_max_seconds
+        # Writes Temporal did not take, to send again in order (see the module docstring).
+        self.held: list[LedgerEvent] = []
+        self._retrying: asyncio.Task[None] | None = None
         self.sent = 0
         self.failed = 0
 
@@ -70,7 +91,41 @@ class TemporalLedgerWriter:
         future.add_done_callback(_swallow)
 
     async def send(self, event: LedgerEvent) -> bool:
-        """Send `event` now; False (and a warning) if Temporal did not take it."""
+        """Send `event` now; False (and a warning) if Temporal did not take it, in which case a
+        sign-out or generation is held and sent again until it is taken."""
+        if await self._signal(event, quiet=False):
+            return True
+        if event.kind is not LedgerEventKind.FAILURE:
+            self._hold(event)
+        return False
+
+    def _hold(self, event: LedgerEvent) -> None:
+        self.held.append(event)
+        if len(self.held) > MAX_HELD:
+            del self.held[0]
+            logger.warning("auth ledger: over %d writes held, the oldest dropped", MAX_HELD)
+        if self._retrying is None or self._retrying.done():
+            self._retrying = self._loop.create_task(self._resend(), name="relmgr-ledger-resend")
+
+    async def _resend(self) -> None:
+        delay = self._retry_first
+        while self.held:
+            await asyncio.sleep(delay)
+            while self.held and await self._signal(self.held[0], quiet=True):
+                self.held.pop(0)
+            if not self.held:
+                logger.info("auth ledger: the held writes reached Temporal at %s", self._address)
+                return
+            delay = min(delay * 2, self._retry_max)
+
+    async def aclose(self) -> None:
+        """Stop sending held writes (they stay on this replica only)."""
+        task, self._retrying = self._retrying, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _signal(self, event: LedgerEvent, *, quiet: bool) -> bool:
         try:
             await asyncio.wait_for(
                 self._client.start_workflow(
@@ -90,13 +145,18 @@ class TemporalLedgerWriter:
             raise
         except Exception as exc:  # any failure: log it, the replica goes on
             self.failed += 1
-            logger.warning(
-                "auth ledger write (%s) not sent to Temporal at %s (%s): only this replica "
-                "honours it; check RELMGR_TEMPORAL_ADDRESS and that the server is up",
-                event.kind.value,
-                self._address,
-                _describe(exc),
-            )
+            if not quiet:  # a resend's failure was said when the write was first refused
+                logger.warning(
+                    "auth ledger write (%s) not sent to Temporal at %s (%s): only this replica "
+                    "honours it for now%s; check RELMGR_TEMPORAL_ADDRESS and that the server "
+                    "is up",
+                    event.kind.value,
+                    self._address,
+                    _describe(exc),
+                    ""
+                    if event.kind is LedgerEventKind.FAILURE
+                    else " (held, and sent again until Temporal takes it)",
+                )
             return False
         self.sent += 1
         return True
@@ -136,6 +196,7 @@ class LedgerService:
 
     async def aclose(self) -> None:
         """Stop the worker (bounded: a stuck poll must not hold a shutdown)."""
+        await self.writer.aclose()
         with suppress(Exception):
             await asyncio.wait_for(self._worker.shutdown(), SEND_TIMEOUT_SECONDS)
         self._task.cancel()

@@ -163,3 +163,51 @@ async def test_a_write_that_cannot_be_sent_is_logged_without_its_jti(
     assert "RELMGR_TEMPORAL_ADDRESS" in caplog.text
     assert jti not in caplog.text
     assert jti[:8] not in caplog.text
+
+
+class _OutageClient:
+    """A real client behind an outage: refuses the first `refusals` calls, then passes them on."""
+
+    def __init__(self, client: Client, refusals: int) -> None:
+        self._client = client
+        self.refusals = refusals
+        self.calls = 0
+
+    async def start_workflow(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.refusals:
+            raise RuntimeError("connection refused (outage)")
+        return await self._client.start_workflow(*args, **kwargs)
+
+
+async def test_a_logout_made_during_an_outage_reaches_the_ledger_once_it_is_over(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sign-out refused by Temporal (twice more on resend) is held and sent again until it is
+    taken, and the ledger then lists it; a failed login refused at the same time is not held
+    (it counts for a minute only, and a resend could count it twice)."""
+    settings = ledger_settings()
+    outage = _OutageClient(client, refusals=4)
+    writer = TemporalLedgerWriter(
+        cast(Client, outage), settings, retry_first_seconds=0.1, retry_max_seconds=0.4
+    )
+    service = LedgerService.start(client, settings)
+    jti = uuid.uuid4().hex
+    try:
+        assert not await writer.send(
+            LedgerEvent(kind=LedgerEventKind.REVOKE, jti=jti, expires=time.time() + 600)
+        )
+        assert not await writer.send(
+            LedgerEvent(kind=LedgerEventKind.FAILURE, key="user:bob", at=time.time(), origin="r")
+        )
+        assert [e.kind for e in writer.held] == [LedgerEventKind.REVOKE]
+        state = await eventually(client, settings, lambda s: jti in s.revoked)
+        assert writer.held == []
+        assert outage.calls == 5  # two first sends, two refused resends, one taken
+        assert "user:bob" not in state.failures
+        assert "held, and sent again until Temporal takes it" in caplog.text
+        assert caplog.text.count("not sent to Temporal") == 2  # resends add no warning
+        assert jti not in caplog.text
+    finally:
+        await writer.aclose()
+        await service.aclose()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-from fastapi import FastAPI
+
+from relmgr.api import create_app
+from relmgr.settings import Settings
+from relmgr.testing.fake_reader import FakeReader
+from tests.api.conftest import SECRET, FakeController, demo_trees
 
 OPERATIONS = [
     ("post", "/api/auth/login"),
@@ -28,13 +33,24 @@ OPERATIONS = [
 ]
 
 
-def _spec(app: FastAPI) -> dict[str, Any]:
-    return app.openapi()
+@pytest.fixture(scope="module")
+def spec(users_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The app's OpenAPI document, built once for the module (each build takes ~1 s); the tests
+    only read it."""
+    folder = tmp_path_factory.mktemp("openapi")
+    settings = Settings(
+        jwt_secret=SECRET,
+        users_file=users_file,
+        audit_log=folder / "audit.jsonl",
+        revoked_sessions_file=folder / "revoked-sessions.json",
+    )
+    app = create_app(settings, reader=FakeReader(demo_trees()), controller=FakeController(set()))
+    spec: dict[str, Any] = app.openapi()
+    return spec
 
 
-def test_the_document_lists_exactly_the_api(app: FastAPI) -> None:
+def test_the_document_lists_exactly_the_api(spec: dict[str, Any]) -> None:
     """Exactly these operations, no docs or static routes leaking into the spec."""
-    spec = _spec(app)
     found = [(m, p) for p, item in spec["paths"].items() for m in item]
     assert sorted(found) == sorted(OPERATIONS)
     assert spec["info"]["title"] == "relmgr API"
@@ -43,11 +59,11 @@ def test_the_document_lists_exactly_the_api(app: FastAPI) -> None:
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
 def test_every_operation_has_a_summary_a_description_and_a_200_schema(
-    app: FastAPI, method: str, path: str
+    spec: dict[str, Any], method: str, path: str
 ) -> None:
     """A reader of /docs sees what each operation does and what it returns (logout: 204, no
     body)."""
-    operation = _spec(app)["paths"][path][method]
+    operation = spec["paths"][path][method]
     assert operation["summary"]
     assert operation["description"]
     if (method, path) == ("post", "/api/auth/logout"):
@@ -57,9 +73,10 @@ def test_every_operation_has_a_summary_a_description_and_a_200_schema(
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
-def test_every_error_response_uses_the_error_shape(app: FastAPI, method: str, path: str) -> None:
+def test_every_error_response_uses_the_error_shape(
+    spec: dict[str, Any], method: str, path: str
+) -> None:
     """Every documented 4xx/5xx has the ErrorResponse schema and an example in that shape."""
-    spec = _spec(app)
     operation = spec["paths"][path][method]
     errors = {code: r for code, r in operation["responses"].items() if code[0] in "45"}
     assert "422" not in errors or "HTTPValidationError" not in str(errors["422"])
@@ -69,9 +86,9 @@ def test_every_error_response_uses_the_error_shape(app: FastAPI, method: str, pa
         assert set(content["example"]["error"]) >= {"code", "message"}, code
 
 
-def test_read_operations_document_304_401_422_503(app: FastAPI) -> None:
+def test_read_operations_document_304_401_422_503(spec: dict[str, Any]) -> None:
     """The read routes document the caching and failure answers a script must handle."""
-    paths = _spec(app)["paths"]
+    paths = spec["paths"]
     for path in (
         "/api/releases",
         "/api/releases/{release_id}",
@@ -83,10 +100,9 @@ def test_read_operations_document_304_401_422_503(app: FastAPI) -> None:
         assert {"200", "304", "401", "422", "503"} <= set(paths[path]["get"]["responses"]), path
 
 
-def test_examples_validate_against_their_schemas(app: FastAPI) -> None:
+def test_examples_validate_against_their_schemas(spec: dict[str, Any]) -> None:
     """Each JSON example in a 200 response (`example` or each of `examples`) is valid for that
     response's schema; the release hierarchy has two (whole and `?depth=1`)."""
-    spec = _spec(app)
     checked = 0
     for path, item in spec["paths"].items():
         for method, operation in item.items():
@@ -105,9 +121,9 @@ def test_examples_validate_against_their_schemas(app: FastAPI) -> None:
     assert checked == 7
 
 
-def test_csv_is_documented_where_it_is_served(app: FastAPI) -> None:
+def test_csv_is_documented_where_it_is_served(spec: dict[str, Any]) -> None:
     """The list and the hierarchy document text/csv with an example of the header row."""
-    paths = _spec(app)["paths"]
+    paths = spec["paths"]
     listing = paths["/api/releases"]["get"]["responses"]["200"]["content"]["text/csv"]
     tree = paths["/api/releases/{release_id}/hierarchy"]["get"]["responses"]["200"]["content"]
     assert listing["example"].startswith("id,state,percent_complete,")
@@ -115,9 +131,9 @@ def test_csv_is_documented_where_it_is_served(app: FastAPI) -> None:
     assert tree_csv.startswith("kind,id,parent_id,wave,cluster,bundle,app,state,")
 
 
-def test_id_parameters_document_their_pattern(app: FastAPI) -> None:
+def test_id_parameters_document_their_pattern(spec: dict[str, Any]) -> None:
     """Path IDs and the search text carry their patterns, so clients can check before calling."""
-    paths = _spec(app)["paths"]
+    paths = spec["paths"]
     release = paths["/api/releases/{release_id}"]["get"]["parameters"][0]
     entity = paths["/api/entities/{entity_id}"]["get"]["parameters"][0]
     search = next(p for p in paths["/api/releases"]["get"]["parameters"] if p["name"] == "q")
@@ -131,11 +147,10 @@ CONTROLS = [(m, p) for m, p in OPERATIONS if "/actions/" in p]
 
 @pytest.mark.parametrize(("method", "path"), CONTROLS)
 def test_control_operations_document_every_answer_and_a_valid_body_example(
-    app: FastAPI, method: str, path: str
+    spec: dict[str, Any], method: str, path: str
 ) -> None:
     """Each control documents 200, 401, 403, 404, 409, 422 and 503, and its body schema has an
     example that the schema accepts."""
-    spec = _spec(app)
     operation = spec["paths"][path][method]
     assert {"200", "401", "403", "404", "409", "422", "503"} <= set(operation["responses"])
     body = operation["requestBody"]["content"]["application/json"]["schema"]
@@ -145,10 +160,9 @@ def test_control_operations_document_every_answer_and_a_valid_body_example(
         jsonschema.validate(example, {**body, "components": spec["components"]})
 
 
-def test_every_entity_schema_documents_its_duration(app: FastAPI) -> None:
+def test_every_entity_schema_documents_its_duration(spec: dict[str, Any]) -> None:
     """The entity, each tree node and the list item document `duration_seconds` (read-only, a
     number or null); the examples show it for the app that finished (4 s after its start)."""
-    spec = _spec(app)
     schemas = spec["components"]["schemas"]
     for name in ("Entity", "Release", "Wave", "Cluster", "Bundle", "App", "ReleaseItem"):
         duration = schemas[name]["properties"]["duration_seconds"]

@@ -16,6 +16,11 @@ and sets a timer again only for fragments that declare `run_every` in that run. 
 in which `interval()` is None, so the fragment declares no `run_every` and polling stops. When the
 tab is shown again, the next change triggers another full run, which reads fresh data at once and
 sets the timer again.
+
+The choice outlives the page: every move to another entity is a full browser navigation, which
+starts a new Streamlit session (`relmgr.ui.links`), so the choice is also kept in a session cookie
+(`relmgr_refresh`, set by a second tiny component; not a secret, ends with the browser session),
+and a new session starts from it. A value that is not one of the choices is ignored.
 """
 
 from __future__ import annotations
@@ -53,6 +58,21 @@ export default function (component) {
 
 _tab_visibility = st.components.v2.component("relmgr_tab_visibility", js=_VISIBILITY_JS)
 
+# The cookie that carries the choice to the next page this browser opens.
+CHOICE_COOKIE = "relmgr_refresh"
+# Our own code: stores the choice it is given (a number) in the cookie, once per mount (the
+# component is keyed by the choice, so a new choice mounts it anew).
+_SAVE_CHOICE_JS = f"""
+export default function (component) {{
+  const seconds = component.data && component.data.seconds;
+  if (typeof seconds === "number" && Number.isFinite(seconds)) {{
+    document.cookie = `{CHOICE_COOKIE}=${{seconds}}; path=/; SameSite=Strict`;
+  }}
+}}
+"""
+
+_save_choice = st.components.v2.component("relmgr_refresh_choice", js=_SAVE_CHOICE_JS)
+
 
 def _ignore() -> None:
     """A state change only needs the rerun it causes."""
@@ -83,18 +103,33 @@ def render_control(settings: Settings) -> float | None:
     `run_every` in seconds, None while paused or hidden. Call once per full run, before the page."""
     default = float(settings.ui_refresh_seconds)
     options = [*sorted({*CHOICES, default}), PAUSED]
+    saved = saved_choice(options)
     seconds = st.selectbox(
         "Auto-refresh",
         options,
-        index=options.index(default),
+        index=options.index(saved if saved is not None else default),
         key=CONTROL_KEY,
         format_func=choice_text,
         help="How often the data on this page is read again; the sign-in and the controls stay.",
     )
+    # Rendered by every full run (the same element while the choice stays; a new one, whose
+    # script stores it, when it changes), so the cookie always holds the choice on screen.
+    _save_choice(key=f"refresh-choice-{seconds:g}", data={"seconds": seconds}, height=0)
     hidden = tab_hidden()
     run_every = None if hidden or seconds == PAUSED else float(seconds)
     st.session_state[_RUN_EVERY] = run_every
     return run_every
+
+
+def saved_choice(options: list[float]) -> float | None:
+    """The choice this browser made on an earlier page (its `relmgr_refresh` cookie), if it is
+    one of `options`."""
+    raw = st.context.cookies.get(CHOICE_COOKIE)
+    try:
+        value = float(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    return value if value in options else None
 
 
 def interval() -> float | None:

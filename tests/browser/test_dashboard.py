@@ -449,6 +449,24 @@ def test_pausing_or_hiding_the_tab_stops_polling_and_both_resume(
     expect(updated_caption(page)).to_be_visible()
 
 
+def test_the_refresh_choice_carries_over_to_the_next_page(
+    signed_in_page: Page, stack: Dashboard, seeded: Seeded
+) -> None:
+    """Paused on the list, then a release opened by its URL (a new page load, so a new Streamlit
+    session): the release page starts paused too, as the user left it."""
+    page = signed_in_page
+    paused = re.compile(r"^Auto-refresh paused · data from \d\d:\d\d:\d\d UTC$")
+    page.goto(f"{stack.url}/?q={seeded.token}")
+    expect(table_column(page, 1)).to_have_count(3)
+    choose(page, "Auto-refresh", "Paused")
+    expect(page.get_by_text(paused)).to_be_visible()
+    page.wait_for_function("document.cookie.split('; ').includes('relmgr_refresh=0')")
+    page.goto(f"{stack.url}/release?release={seeded.done}")
+    expect_page_title(page, f"Release {seeded.done}")
+    expect(page.get_by_text(paused)).to_be_visible()
+    expect(page.get_by_role("combobox", name="Auto-refresh")).to_have_value("Paused")
+
+
 def test_a_state_change_appears_without_reloading(signed_in_page: Page, stack: Dashboard) -> None:
     """A release seen PENDING or IN_PROGRESS turns SUCCEEDED on the same page, with no reload,
     and its node is marked changed; the latency from the workflow's completion to the badge on

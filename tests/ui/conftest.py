@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from streamlit.components.v2 import manifest_scanner
 from streamlit.components.v2.manifest_scanner import ComponentManifest
+from streamlit.runtime.context import ContextProxy, StreamlitCookies
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
@@ -180,3 +181,11 @@ def open_page(at: AppTest, page: str, **params: str) -> AppTest:
     at.query_params.clear()
     at.query_params.update(params)
     return at.run()
+
+
+def browser_sends(monkeypatch: pytest.MonkeyPatch, cookies: dict[str, str]) -> None:
+    """Make `st.context.cookies` hold `cookies`, as a browser's first request would (the dict
+    is read at every run, so a test can change it between runs)."""
+    monkeypatch.setattr(
+        ContextProxy, "cookies", property(lambda self: StreamlitCookies(dict(cookies)))
+    )

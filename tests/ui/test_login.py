@@ -17,7 +17,7 @@ import bcrypt
 import extra_streamlit_components as stx
 import jwt
 import pytest
-from streamlit.runtime.context import ContextProxy, StreamlitCookies, StreamlitHeaders
+from streamlit.runtime.context import ContextProxy, StreamlitHeaders
 from streamlit.testing.v1 import AppTest
 
 from relmgr.auth import users as auth
@@ -34,7 +34,7 @@ from relmgr.ui.login import (
     WRONG_CREDENTIALS,
 )
 from relmgr.ui.present import md_escape
-from tests.ui.conftest import COOKIE_KEY, NAME, PASSWORD, USERNAME, sign_in
+from tests.ui.conftest import COOKIE_KEY, NAME, PASSWORD, USERNAME, browser_sends, sign_in
 
 
 def submit_login(at: AppTest, username: str, password: str) -> AppTest:
@@ -281,14 +281,6 @@ def test_a_cookie_of_a_removed_user_asks_for_a_sign_in(
 # --- Logout ends every copy of the cookie -------------------------------------------------------
 
 COOKIE_NAME = "relmgr_session"
-
-
-def browser_sends(monkeypatch: pytest.MonkeyPatch, cookies: dict[str, str]) -> None:
-    """Make `st.context.cookies` hold `cookies`, as a browser's first request would (the dict
-    is read at every run, so a test can change it between runs)."""
-    monkeypatch.setattr(
-        ContextProxy, "cookies", property(lambda self: StreamlitCookies(dict(cookies)))
-    )
 
 
 def signed_cookie(username: str = USERNAME, lifetime: float = 3600, **claims: object) -> str:

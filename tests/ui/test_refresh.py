@@ -4,15 +4,26 @@ hidden tab."""
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from relmgr.settings import get_settings
 from relmgr.testing.fake_reader import FakeReader
-from relmgr.ui.refresh import PAUSED
+from relmgr.ui.refresh import CHOICE_COOKIE, PAUSED
+from tests.ui.conftest import browser_sends
 
 RUN_EVERY = "relmgr-run-every"
+
+
+def _choice_savers(at: AppTest) -> list[Any]:
+    """The components on the page that store the auto-refresh choice in its cookie."""
+    return [
+        element
+        for element in at.get("bidi_component")
+        if element.proto.component_name == "relmgr_refresh_choice"
+    ]
 
 
 def test_the_default_is_every_three_seconds(app: AppTest) -> None:
@@ -88,3 +99,39 @@ def test_a_hidden_tab_stops_polling_and_a_shown_one_resumes(app: AppTest) -> Non
     at.session_state["tab-visibility"] = {"hidden": False}
     at.run()
     assert at.session_state[RUN_EVERY] == 3.0
+
+
+@pytest.mark.parametrize(("sent", "expected"), [("10", 10.0), ("0", None), ("0.0", None)])
+def test_a_choice_made_on_an_earlier_page_is_where_a_new_page_starts(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch, sent: str, expected: float | None
+) -> None:
+    """A browser whose earlier page chose 10 s (or Paused) sends `relmgr_refresh`: the new
+    session starts there, and the component that keeps the cookie holds that choice."""
+    browser_sends(monkeypatch, {CHOICE_COOKIE: sent})
+    at = app.run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="refresh-seconds").value == (expected or PAUSED)
+    assert at.session_state[RUN_EVERY] == expected
+    assert [c.key for c in _choice_savers(at)] == [f"refresh-choice-{float(sent):g}"]
+
+
+@pytest.mark.parametrize("sent", ["7", "abc", "nan", "", "3; path=/"])
+def test_a_cookie_that_names_no_choice_is_ignored(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch, sent: str
+) -> None:
+    """Anything but one of the choices starts at the configured default, as with no cookie."""
+    browser_sends(monkeypatch, {CHOICE_COOKIE: sent})
+    at = app.run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="refresh-seconds").value == 3.0
+
+
+def test_a_new_choice_is_handed_to_the_cookie(app: AppTest) -> None:
+    """Choosing 30 s mounts the cookie's component anew, with 30; choosing the default again
+    does the same with 3 (so the next page does not start at 30)."""
+    at = app.run()
+    assert [c.key for c in _choice_savers(at)] == ["refresh-choice-3"]
+    at.sidebar.selectbox(key="refresh-seconds").set_value(30.0).run()
+    assert [c.key for c in _choice_savers(at)] == ["refresh-choice-30"]
+    at.sidebar.selectbox(key="refresh-seconds").set_value(3.0).run()
+    assert [c.key for c in _choice_savers(at)] == ["refresh-choice-3"]

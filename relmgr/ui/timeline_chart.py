@@ -59,8 +59,10 @@ STATE_HEX: dict[str, str] = {
 NOW_COLOUR = "#31333f"
 # Below this spread the ETA and its range are given to the second.
 FINE_RANGE = timedelta(minutes=3)
-# Notes above the chart are wrapped at this many characters (Vega titles do not wrap).
-NOTE_WIDTH = 110
+# Notes above the chart are wrapped at this many characters (Vega titles do not wrap): a line
+# this long fits a 390 px phone screen (at 110, the end of each line was cut off there), and is a
+# comfortable reading length on a wide screen.
+NOTE_WIDTH = 64
 # Times are shown in UTC, as everywhere in relmgr, whatever the browser's time zone.
 _UTC_SECONDS: Final = "utcyearmonthdatehoursminutesseconds"
 
@@ -184,7 +186,9 @@ def build_chart(
                 "start:T",
                 title="UTC",
                 scale=alt.Scale(type="utc"),
-                axis=alt.Axis(labelAngle=0, labelOverlap=True),
+                # Whole seconds at least: a young release's span otherwise gets ticks labelled
+                # ".500" (half seconds).
+                axis=alt.Axis(labelAngle=0, labelOverlap=True, tickMinStep=1000),
             ),
             x2="end:T",
             y=alt.Y("bar:N", sort=labels, title=None),

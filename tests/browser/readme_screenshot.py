@@ -84,6 +84,9 @@ def _settled(page: Page) -> None:
     icons = page.get_by_test_id("stExpanderIcon")
     expect(icons.filter(has_text=re.compile(r"^\s*(bolt|update)\s*$"))).to_have_count(0)
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    # No element still drawn as a placeholder (at 390 px one was caught mid-load).
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0)
     page.mouse.move(0, 0)  # no hover toolbar over a table
 
 
@@ -94,6 +97,7 @@ def _release_page(page: Page, url: str, *, open_tree: bool) -> None:
     # Settled: both wave-1 clusters have deployed every app but the retrying ledger.
     expect(page.get_by_text("Needs attention (2)")).to_be_visible()
     expect(page.get_by_text(re.compile(r"waves 0/2 · apps 8/20"))).to_have_count(2)
+    expect(page.locator("[data-testid='stVegaLiteChart'] svg").first).to_be_visible()
     if open_tree:
         _open(page, wave)
         expect(page.locator(f".st-key-tree-{cluster.replace('.', '_')}")).to_be_visible()

@@ -163,7 +163,7 @@ async def ledger_read(state: ApiState) -> None:
     """Wait, once per app and at most `FIRST_READ_WAIT_SECONDS`, for the first read of the auth
     ledger: a fresh replica then judges and issues tokens with the sign-outs and generations
     the other replicas know. Free once it has been read."""
-    if state.reads_ledger and not state.ledger.loaded.is_set():
+    if state.reads_ledger and not state.ledger.first_read_settled:
         # The reader sets `loaded` on this event loop: wait in a thread, never on the loop.
         await run_in_threadpool(state.ledger.await_first_read)
 

@@ -82,6 +82,11 @@ class AuthLedger:
         # Counted up whenever a user's generation rises: lets `UsersStore` cache its overlay.
         self.generations_version = 0
 
+    @property
+    def first_read_settled(self) -> bool:
+        """Whether waiting for the first read is over: it came, or the one wait ran out."""
+        return self.loaded.is_set() or self._first_wait_over.is_set()
+
     def await_first_read(self, seconds: float = FIRST_READ_WAIT_SECONDS) -> bool:
         """Wait for this replica's first read of the ledger, at most `seconds` and only until
         the first wait is over; whether it has been read.

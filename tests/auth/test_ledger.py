@@ -242,8 +242,10 @@ def test_the_first_read_is_awaited_once_and_then_never_again(
     """Before any read, the first wait lasts its bound and says so; later waits return at once
     (this replica then judges by its own records), and a read ends any wait."""
     ledger = AuthLedger()
+    assert not ledger.first_read_settled
     began = time.monotonic()
     assert ledger.await_first_read(0.3) is False
+    assert ledger.first_read_settled
     first = time.monotonic() - began
     assert 0.3 <= first < 1.5
     assert "the auth ledger was not read within 0.3 s" in caplog.text

@@ -1,9 +1,11 @@
-"""Measure two races between the dashboard's auto-refresh and the user, in a real Chromium.
+"""Measure three races between the dashboard's auto-refresh and the user, in a real Chromium.
 
     .venv/bin/python -m tests.browser.repro_races [--refresh 1 3] [--runs 15]
+        [--races downloads selection logout]
 
-Both were bugs until 2026-11-26 (session 2) and this script is how they were found and how
-their fixes were checked; run it again after touching refresh, downloads or page switches.
+The first two were bugs until 2026-11-26 (session 2) and this script is how they were found and
+how their fixes were checked; run it again after touching refresh, downloads, page switches or
+the logout.
 
 1. Download race: "Download CSV" used to be drawn inside the auto-refreshing fragment, and every
    refresh registered a new deferred download and dropped the previous one; a click carrying the
@@ -16,6 +18,13 @@ their fixes were checked; run it again after touching refresh, downloads or page
    release's URL, leaving the page and its timers behind (`relmgr/ui/links.py`). Counted:
    selections after which the page reported a JavaScript error, and selections that did not
    open the release within 8 s.
+3. Logout race (2026-12-07, session 5): Log out starts a full run while the list's fragment may be
+   refreshing; once, in a test suite run on 3 workers of a 2-core machine, a late fragment delta
+   hit the sign-in form's page and Streamlit's frontend threw "Bad delta path index" (a blank
+   page; the session had ended server-side). Counted: logouts (each in a fresh browser signed in
+   through the form) after which the page reported a JavaScript error, and logouts that did not
+   show the sign-in form within 8 s. Measured: 0 of 14 at a 1 s refresh, idle and with one
+   CPU-bound process beside it.
 
 Each figure is measured against the same stack the browser tests use (its own Temporal dev
 server, worker and `streamlit run`, all stopped at the end).
@@ -29,13 +38,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.browser.conftest import Seeded, seed_releases, sign_in, wait_for_cookie
 from tests.browser.stack import Dashboard, dashboard, launch_chromium
 
 STEP_TIMEOUT_MS = 20_000
+RACES = ("downloads", "selection", "logout")
 
 
 def _list_page(page: Page, stack: Dashboard, seeded: Seeded) -> None:
@@ -84,11 +94,49 @@ def blank_pages(
     return crashed, not_opened
 
 
+def logout_failures(
+    browser: Browser, stack: Dashboard, seeded: Seeded, runs: int, refresh: float
+) -> tuple[int, int]:
+    """Of `runs` logouts from the auto-refreshing list (each in a fresh browser, signed in
+    through the form): how many ended in a frontend error, and how many did not show the
+    sign-in form within 8 s."""
+    crashed = no_form = 0
+    for run in range(runs):
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        try:
+            page = context.new_page()
+            page.on("pageerror", lambda error, errors=errors: errors.append(str(error)))
+            page.goto(stack.url)
+            sign_in(page, stack)
+            wait_for_cookie(page)
+            _list_page(page, stack, seeded)
+            time.sleep(refresh * (run % 7) / 7)  # vary the phase against the refresh timer
+            page.locator(".st-key-sign-out").get_by_role("button", name="Log out").click()
+            try:
+                expect(page.get_by_role("button", name="Sign in").first).to_be_visible(
+                    timeout=8_000
+                )
+            except AssertionError:
+                no_form += 1
+            crashed += bool(errors)
+        finally:
+            context.close()
+    return crashed, no_form
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: print one line per refresh interval and race."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refresh", type=float, nargs="+", default=[1.0, 3.0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument(
+        "--races",
+        nargs="+",
+        choices=RACES,
+        default=list(RACES),
+        help="which races to measure (default: all)",
+    )
     args = parser.parse_args(argv)
     token = f"race{int(time.time()) % 100_000}"
     seeded = Seeded(token, f"rel-{token}-done", f"rel-{token}-slow", f"rel-{token}-failed")
@@ -108,14 +156,26 @@ def main(argv: list[str] | None = None) -> int:
                 page.goto(stack.url)
                 sign_in(page, stack)
                 wait_for_cookie(page)
-                lost = lost_downloads(page, stack, seeded, args.runs, refresh)
-                print(f"refresh {refresh:g} s: {lost}/{args.runs} download clicks lost", flush=True)
-                blank, missed = blank_pages(page, stack, seeded, args.runs, refresh)
-                print(
-                    f"refresh {refresh:g} s: of {args.runs} row selections {blank} blanked the "
-                    f"page, {missed} did not show the release within 8 s",
-                    flush=True,
-                )
+                if "downloads" in args.races:
+                    lost = lost_downloads(page, stack, seeded, args.runs, refresh)
+                    print(
+                        f"refresh {refresh:g} s: {lost}/{args.runs} download clicks lost",
+                        flush=True,
+                    )
+                if "selection" in args.races:
+                    blank, missed = blank_pages(page, stack, seeded, args.runs, refresh)
+                    print(
+                        f"refresh {refresh:g} s: of {args.runs} row selections {blank} blanked "
+                        f"the page, {missed} did not show the release within 8 s",
+                        flush=True,
+                    )
+                if "logout" in args.races:
+                    crashed, no_form = logout_failures(browser, stack, seeded, args.runs, refresh)
+                    print(
+                        f"refresh {refresh:g} s: of {args.runs} logouts {crashed} crashed the "
+                        f"page, {no_form} did not show the sign-in form within 8 s",
+                        flush=True,
+                    )
             finally:
                 browser.close()
     return 0

@@ -106,7 +106,7 @@ def logout_failures(
         errors: list[str] = []
         try:
             page = context.new_page()
-            page.on("pageerror", lambda error, errors=errors: errors.append(str(error)))
+            page.on("pageerror", lambda error: errors.append(str(error)))  # noqa: B023
             page.goto(stack.url)
             sign_in(page, stack)
             wait_for_cookie(page)

@@ -125,6 +125,10 @@ def logout_failures(
     return crashed, no_form
 
 
+def _report(refresh: float, figure: str) -> None:
+    print(f"refresh {refresh:g} s: {figure}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: print one line per refresh interval and race."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -156,25 +160,23 @@ def main(argv: list[str] | None = None) -> int:
                 page.goto(stack.url)
                 sign_in(page, stack)
                 wait_for_cookie(page)
+                runs = args.runs
                 if "downloads" in args.races:
-                    lost = lost_downloads(page, stack, seeded, args.runs, refresh)
-                    print(
-                        f"refresh {refresh:g} s: {lost}/{args.runs} download clicks lost",
-                        flush=True,
-                    )
+                    lost = lost_downloads(page, stack, seeded, runs, refresh)
+                    _report(refresh, f"{lost}/{runs} download clicks lost")
                 if "selection" in args.races:
-                    blank, missed = blank_pages(page, stack, seeded, args.runs, refresh)
-                    print(
-                        f"refresh {refresh:g} s: of {args.runs} row selections {blank} blanked "
-                        f"the page, {missed} did not show the release within 8 s",
-                        flush=True,
+                    blank, missed = blank_pages(page, stack, seeded, runs, refresh)
+                    _report(
+                        refresh,
+                        f"of {runs} row selections {blank} blanked the page, {missed} did not "
+                        "show the release within 8 s",
                     )
                 if "logout" in args.races:
-                    crashed, no_form = logout_failures(browser, stack, seeded, args.runs, refresh)
-                    print(
-                        f"refresh {refresh:g} s: of {args.runs} logouts {crashed} crashed the "
-                        f"page, {no_form} did not show the sign-in form within 8 s",
-                        flush=True,
+                    crashed, no_form = logout_failures(browser, stack, seeded, runs, refresh)
+                    _report(
+                        refresh,
+                        f"of {runs} logouts {crashed} crashed the page, {no_form} did not show "
+                        "the sign-in form within 8 s",
                     )
             finally:
                 browser.close()

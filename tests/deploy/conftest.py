@@ -27,6 +27,7 @@ from tests.browser.stack import (
     DEFAULT_ACCOUNT,
     Account,
     LoopThread,
+    PortTakenError,
     TemporalStack,
     launch_chromium,
 )
@@ -62,10 +63,6 @@ class Backend:
 # What a server prints when its port was taken between `free_port()` and its bind: Streamlit's
 # "Port N is not available", uvicorn's "[Errno 98] ... address already in use".
 _PORT_TAKEN = re.compile(r"Port \d+ is not available|address already in use", re.IGNORECASE)
-
-
-class PortTakenError(AssertionError):
-    """The server exited because another process took its port first."""
 
 
 def wait_until_healthy(

@@ -14,8 +14,9 @@ import pytest
 
 from relmgr.testing.ports import free_port
 from relmgr.testing.processes import stop_process
+from tests.browser.stack import PortTakenError
 from tests.deploy import conftest
-from tests.deploy.conftest import PortTakenError, ServerSpec, start_servers
+from tests.deploy.conftest import ServerSpec, start_servers
 
 # A server taking `--port N`, which fails the way uvicorn does when the port is taken.
 SERVER = (

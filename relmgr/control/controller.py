@@ -262,7 +262,9 @@ def _translate_update_error(
     exc: RPCError, action: Control, target_id: str, task_queue: str, seconds: float
 ) -> Exception:
     message = str(exc).lower()
-    if exc.status is RPCStatusCode.NOT_FOUND and "completed" in message:
+    # The workflow was running when described just before: "not found" now means it closed in
+    # between (the server says "already completed", or only "not found" while it closes).
+    if exc.status is RPCStatusCode.NOT_FOUND:
         kind = TARGET_KIND[action].value
         return ConflictError(
             f"{kind} {target_id} has finished; there is nothing to {action.value}",

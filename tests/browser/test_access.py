@@ -16,7 +16,13 @@ from playwright.sync_api import Page, expect
 
 from relmgr.auth.sessions import new_jti
 from relmgr.auth.users import load_users, session_epoch
-from tests.browser.conftest import Seeded, expect_page_title, sign_in, wait_for_cookie
+from tests.browser.conftest import (
+    Seeded,
+    expect_page_title,
+    sign_in,
+    sign_in_until_signed_in,
+    wait_for_cookie,
+)
 from tests.browser.stack import COOKIE_NAME, Dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -62,24 +68,6 @@ def log_out(page: Page) -> None:
             if attempt == 3:
                 raise
             print(f"logout click {attempt} did not take; clicking again")
-
-
-def sign_in_until_signed_in(page: Page, stack: Dashboard) -> None:
-    """Sign in through the form until "Signed in as" shows: as for `log_out`, a click that lands
-    during a rerun can be dropped on a loaded machine (the form then stays), and the tests that
-    use this are about what follows the sign-in, not about that click. At most three tries."""
-    signed_in = page.get_by_text("Signed in as")
-    for attempt in range(1, 4):
-        sign_in(page, stack)
-        try:
-            expect(signed_in).to_be_visible(timeout=10_000)
-            return
-        except AssertionError:
-            if attempt == 3 or page.get_by_role("button", name="Sign in").count() == 0:
-                # The form went: the sign-in took, only slowly; a last, longer wait.
-                expect(signed_in).to_be_visible()
-                return
-            print(f"sign-in click {attempt} did not take; signing in again")
 
 
 def test_a_wrong_password_is_refused_and_shows_no_data(
@@ -128,17 +116,15 @@ def test_a_deep_link_as_the_first_request_after_a_restart_still_asks_for_sign_in
     expect_only_the_sign_in_form(page, seeded)
     expect(page.get_by_text("Please sign in first")).to_have_count(0)
 
-    sign_in(page, stack)
+    sign_in_until_signed_in(page, stack)
     expect_page_title(page, f"Release {seeded.failed}")
-    expect(page.get_by_text("Signed in as")).to_be_visible()
     assert page.url == deep_link
 
 
 def test_logout_ends_the_session(page: Page, stack: Dashboard, seeded: Seeded) -> None:
     """After logout the form is back, the cookie is gone, and a reloaded deep link asks again."""
     page.goto(stack.url)
-    sign_in(page, stack)
-    expect(page.get_by_text("Signed in as")).to_be_visible()
+    sign_in_until_signed_in(page, stack)
     wait_for_cookie(page)
 
     log_out(page)
@@ -235,8 +221,7 @@ def signed_in_owner(open_page: Callable[..., Page], stack: Dashboard) -> tuple[P
     """A page signed in through the form, and a copy of its session cookie."""
     page = open_page("owner")
     page.goto(stack.url)
-    sign_in(page, stack)
-    expect(page.get_by_text("Signed in as")).to_be_visible()
+    sign_in_until_signed_in(page, stack)
     wait_for_cookie(page)
     [copied] = session_cookies(page)
     return page, copied

@@ -21,7 +21,13 @@ from relmgr.temporal.messages import DeployOptions, OnFailure
 from relmgr.temporal.starter import start_release
 from relmgr.testing.factories import make_plan
 from relmgr.testing.passwords import cheap_bcrypt
-from tests.browser.conftest import FAST, LOAD_TIMEOUT_MS, expect_page_title, wait_for_cookie
+from tests.browser.conftest import (
+    FAST,
+    LOAD_TIMEOUT_MS,
+    expect_page_title,
+    sign_in_until_signed_in,
+    wait_for_cookie,
+)
 from tests.browser.stack import Dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -91,26 +97,8 @@ def _wait_state(stack: Dashboard, entity_id: str, *states: str, within: float = 
 
 
 def _sign_in_as_operator(page: Page, stack: Dashboard) -> None:
-    # A click that lands during the cookie component's rerun is dropped on a loaded machine
-    # (see conftest `signed_in_state`): these tests are about the controls, so try again.
-    for attempt in range(1, 4):
-        page.goto(stack.url, timeout=LOAD_TIMEOUT_MS)
-        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-        page.wait_for_function(
-            "[...document.querySelectorAll('iframe')].some(f => f.src.includes('CookieManager'))",
-            timeout=LOAD_TIMEOUT_MS,
-        )
-        expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=LOAD_TIMEOUT_MS)
-        page.get_by_role("textbox", name="Username").fill(OPERATOR[0])
-        page.get_by_role("textbox", name="Password").fill(OPERATOR[1])
-        page.get_by_role("button", name="Sign in").click()
-        try:
-            expect(page.get_by_text("Signed in as")).to_be_visible()
-            break
-        except AssertionError:
-            if attempt == 3:
-                raise
-            print(f"operator sign-in attempt {attempt} did not take; trying again")
+    page.goto(stack.url, timeout=LOAD_TIMEOUT_MS)
+    sign_in_until_signed_in(page, stack, password=OPERATOR[1], username=OPERATOR[0])
     wait_for_cookie(page)  # before leaving the page, or the next one asks to sign in again
 
 

@@ -17,9 +17,10 @@ import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 
 from relmgr.control.controller import TOTAL_TIMEOUT_SECONDS, Controller
-from relmgr.errors import WorkerUnavailableError
+from relmgr.errors import ConflictError, WorkerUnavailableError
 from relmgr.models import Control
 from relmgr.temporal.contract import MEMO_CONTROLS
 from relmgr.temporal.messages import ApproveRequest
@@ -86,3 +87,29 @@ async def test_no_worker_is_named_within_the_bound_however_slow_the_reads(
     assert f"no worker on task queue {TASK_QUEUE} answered" in raised.value.message
     [update_timeout] = server.update_timeouts
     assert update_timeout <= TOTAL_TIMEOUT_SECONDS - 2 * read_seconds
+
+
+class _ClosingServer(_SlowServer):
+    """Describes the release as running, then answers its Update "not found": it closed between."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0.0)
+        self.message = message
+
+    async def update_workflow_execution(self, *_: Any, **__: Any) -> Any:
+        raise RPCError(self.message, RPCStatusCode.NOT_FOUND, b"")
+
+
+@pytest.mark.parametrize(
+    "message", ["workflow execution already completed", f"workflow not found for ID: {RELEASE}"]
+)
+async def test_a_workflow_that_closes_between_describe_and_update_has_finished(
+    message: str,
+) -> None:
+    """However the server words "not found" for an Update to a workflow that was running a moment
+    before, the operator is told it has finished (409), not that it does not exist (404)."""
+    controller = Controller(_client(_ClosingServer(message)))
+    with pytest.raises(ConflictError, match=f"^release {RELEASE} has finished; there is nothing"):
+        await controller.send(
+            Control.APPROVE, RELEASE, ApproveRequest(user="ana", wave=2), request_id="r-2"
+        )

@@ -338,6 +338,9 @@ async def test_held_app_holds_its_wave_until_an_operator_retries_it(
     assert release_memo.held == (app_id,)
     assert release.typed_search_attributes.get(SA_STATE) == "IN_PROGRESS"
     assert await _state(client, ids.wave_id(release_id, 1)) == "IN_PROGRESS"
+    # a1 succeeded; its workflow may take a moment more to close (until then a retry is refused
+    # as "only an app held after a failed deploy can be retried").
+    await client.get_workflow_handle(f"{bundle}.app-a1").result()
     with pytest.raises(ConflictError, match="has finished"):
         await controller.send(
             Control.RETRY, f"{bundle}.app-a1", RetryRequest(user="ana"), request_id=_rid()

@@ -35,14 +35,8 @@ unexport PYTHONDONTWRITEBYTECODE
 # tests/conftest.py groups the tests so that module and browser fixtures are built once.
 XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
 
-# mypy runs beside the suite (with no cache yet, as in a clean clone, it takes ~20 s of one core);
-# its report is printed after the tests', and either failing fails `make test`.
-test: lint
-	@$(BIN)/mypy > $(VENV)/mypy.log 2>&1 & mypy=$$!; \
-	$(BIN)/pytest $(XDIST) --cov=relmgr --cov-report=term --cov-fail-under=80; tests=$$?; \
-	wait $$mypy; types=$$?; \
-	echo "mypy (run beside the tests):"; cat $(VENV)/mypy.log; \
-	test $$tests -eq 0 && test $$types -eq 0
+test: lint typecheck
+	$(BIN)/pytest $(XDIST) --cov=relmgr --cov-report=term --cov-fail-under=80
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest $(XDIST) -m "not integration and not browser and not bench"

@@ -28,10 +28,10 @@ SERVER = (
 
 @pytest.fixture
 def taken() -> Iterator[int]:
-    """A port something already listens on."""
+    """A port something is bound to (not listening: a health check sent there is refused at
+    once instead of waiting for an answer that never comes)."""
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
-        holder.listen()
         yield holder.getsockname()[1]
 
 

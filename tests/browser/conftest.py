@@ -1,8 +1,9 @@
 """Fixtures of the browser tests: one real stack for the package (Temporal dev server, worker,
-seeded releases, `streamlit run`), one Chromium, and a fresh browser context per page.
+seeded releases, `streamlit run`), one Chromium, and a browser context of its own for each page
+(taken from a pool, emptied of cookies and storage: see `contexts`).
 
-Every page a test opens is saved as a screenshot in `test-artifacts/browser/` when the test ends,
-whether it passed or not.
+Every page a test opens leaves a log of what its frontend reported in `test-artifacts/browser/`,
+and a screenshot there when the test failed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +115,18 @@ def chromium(stack: Dashboard) -> Iterator[Browser]:
             expect.set_options(timeout=None)  # back to Playwright's default
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Marks a browser test whose setup or call failed (`report_setup`, `report_call`), for
+    `open_page` to take its screenshots."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        setattr(item, f"report_{report.when}", report)
+    return report
+
+
 def _artifact_name(node_name: str, label: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", node_name).strip("-")
     return f"{name}-{label}.png" if label else f"{name}.png"
@@ -171,9 +184,9 @@ def open_page(
     `storage_state`, a saved browser state); `label` names its screenshot. The context may have
     served an earlier test's page (see `contexts`): only its cache is left of that.
 
-    When the test ends, each page is saved as a screenshot with a log of what its frontend
-    reported; a JavaScript error on any page (Streamlit's frontend then shows a blank page)
-    fails the test, even if everything it asserted had been seen before.
+    When the test ends, each page leaves a log of what its frontend reported, and a screenshot
+    if the test failed; a JavaScript error on any page (Streamlit's frontend then shows a blank
+    page) fails the test, even if everything it asserted had been seen before.
     """
     opened: list[tuple[str, BrowserContext, Page, list[str], list[str]]] = []
 
@@ -208,13 +221,14 @@ def open_page(
         return page
 
     yield new
+    failed = any(getattr(request.node, f"report_{when}", None) for when in ("setup", "call"))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     for label, context, page, events, errors in opened:
         name = _artifact_name(request.node.name, label)
         try:
             (ARTIFACTS / name).with_suffix(".log").write_text("".join(f"{e}\n" for e in events))
-            if not page.is_closed():
+            if (failed or errors) and not page.is_closed():
                 page.screenshot(path=ARTIFACTS / name)
         finally:
             _hand_back(context, page, contexts)

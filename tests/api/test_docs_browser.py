@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -10,6 +9,7 @@ import pytest
 
 from relmgr.api import create_app
 from relmgr.settings import Settings
+from relmgr.testing.chromium import CHROMIUM, CHROMIUM_ARGS
 from relmgr.testing.fake_reader import FakeReader
 from tests.api.conftest import SECRET, demo_trees
 from tests.api.served import serve_in_thread, write_users
@@ -17,11 +17,10 @@ from tests.api.test_openapi import OPERATIONS
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORD = "docs-password-1"
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's Chromium at {CHROMIUM}")
 def test_docs_render_offline_and_authorize(tmp_path: Path) -> None:
     """Every operation shows, no request leaves this server, no CSP or script error, login works."""
     from playwright.sync_api import sync_playwright
@@ -29,7 +28,9 @@ def test_docs_render_offline_and_authorize(tmp_path: Path) -> None:
     settings = Settings(jwt_secret=SECRET, users_file=write_users(tmp_path / "u.yaml", PASSWORD))
     app = create_app(settings, reader=FakeReader(demo_trees()))
     with serve_in_thread(app) as base_url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS)
+        )
         try:
             page = browser.new_page()
             hosts: set[str] = set()

@@ -282,6 +282,30 @@ def sign_in_until_signed_in(
             print(f"sign-in click {attempt} did not take; signing in again")
 
 
+def log_out(page: Page) -> None:
+    """Pause the page's auto-refresh, then click Log out until the sign-in form shows.
+
+    The pause: a logout that lands while an auto-refresh run of the page's fragment is under way
+    can leave a blank page on a loaded machine (Streamlit's frontend fails with "Bad delta path
+    index"; a known limit, measured by `python -m tests.browser.repro_races --races logout`), and
+    the tests that use this are about what the logout does, not about that race. The retries: a
+    click that lands during a rerun can be dropped. At most three clicks."""
+    page.get_by_test_id("stSelectbox").filter(has_text="Auto-refresh").click()
+    page.get_by_role("option", name="Paused", exact=True).click()
+    expect(page.get_by_text(re.compile(r"^Auto-refresh paused · "))).to_be_visible()
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    button = page.locator(".st-key-sign-out").get_by_role("button", name="Log out")
+    for attempt in range(1, 4):
+        button.click()
+        try:
+            expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=10_000)
+            return
+        except AssertionError:
+            if attempt == 3:
+                raise
+            print(f"logout click {attempt} did not take; clicking again")
+
+
 def expect_page_title(page: Page, title: str) -> None:
     """The page's title (its one level-1 heading) reads `title`. While a run replaces the page,
     the outgoing title can linger for a moment beside the new one; this waits for one."""

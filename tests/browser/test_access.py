@@ -19,6 +19,7 @@ from relmgr.auth.users import load_users, session_epoch
 from tests.browser.conftest import (
     Seeded,
     expect_page_title,
+    log_out,
     sign_in,
     sign_in_until_signed_in,
     wait_for_cookie,
@@ -52,22 +53,6 @@ def expect_only_the_sign_in_form(page: Page, seeded: Seeded) -> None:
         expect(main).not_to_contain_text(release_id)
     expect(main).not_to_contain_text("Hierarchy")
     expect(main).not_to_contain_text("All releases")
-
-
-def log_out(page: Page) -> None:
-    """Click Log out until the sign-in form shows: on a loaded machine a click that lands during
-    a rerun can be dropped (seen once in a clean-clone run), and these tests are about what the
-    logout does, not about that click. At most three clicks."""
-    button = page.locator(".st-key-sign-out").get_by_role("button", name="Log out")
-    for attempt in range(1, 4):
-        button.click()
-        try:
-            expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=10_000)
-            return
-        except AssertionError:
-            if attempt == 3:
-                raise
-            print(f"logout click {attempt} did not take; clicking again")
 
 
 def test_a_wrong_password_is_refused_and_shows_no_data(

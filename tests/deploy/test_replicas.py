@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from relmgr.auth.users import add_user
 from relmgr.testing.processes import stop_process
-from tests.browser.conftest import LOAD_TIMEOUT_MS
+from tests.browser.conftest import LOAD_TIMEOUT_MS, log_out
 from tests.browser.stack import COOKIE_NAME
 from tests.deploy.conftest import Backend, ServerSpec, start_servers
 
@@ -327,8 +327,7 @@ def test_a_dashboard_logout_is_refused_by_the_other_dashboard_within_5_s(
         copy = other.new_page()
         copy.set_default_timeout(LOAD_TIMEOUT_MS)
         assert _signed_in_or_form(copy, dashboard_b)
-        page.locator(".st-key-sign-out").get_by_role("button", name="Log out").click()
-        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        log_out(page)
         logged_out = time.monotonic()
         while True:
             began = time.monotonic() - logged_out

@@ -137,9 +137,10 @@ def contexts(chromium: Browser) -> Iterator[list[BrowserContext]]:
     """Browser contexts free for the next test's pages, closed when the package ends.
 
     A used context keeps its HTTP cache and compiled scripts: a page opened in one loads the
-    dashboard in about half the Chromium CPU and wall time of a page in a new context (measured
-    on the 2-core machine: ~0.6 s CPU and 1.4 s against ~1.3 s and 2.2 s), so a test's pages
-    take used contexts, with their cookies and storage cleared, before new ones.
+    dashboard with less work (measured on the 2-core machine: ~1 s of Chromium CPU and 1.4 s
+    against 1.2-2 s and 2.0-2.4 s in a new context, which also costs Streamlit ~0.3 s to serve
+    its frontend's scripts again), so a test's pages take used contexts, with their cookies and
+    storage cleared, before new ones.
     """
     free: list[BrowserContext] = []
     yield free

@@ -283,6 +283,12 @@ def sign_in_until_signed_in(
             print(f"sign-in click {attempt} did not take; signing in again")
 
 
+def choose(page: Page, select_label: str, option: str) -> None:
+    """Pick `option` in the select box labelled `select_label`."""
+    page.get_by_test_id("stSelectbox").filter(has_text=select_label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
 def log_out(page: Page) -> None:
     """Pause the page's auto-refresh, then click Log out until the sign-in form shows.
 
@@ -291,8 +297,7 @@ def log_out(page: Page) -> None:
     index"; a known limit, measured by `python -m tests.browser.repro_races --races logout`), and
     the tests that use this are about what the logout does, not about that race. The retries: a
     click that lands during a rerun can be dropped. At most three clicks."""
-    page.get_by_test_id("stSelectbox").filter(has_text="Auto-refresh").click()
-    page.get_by_role("option", name="Paused", exact=True).click()
+    choose(page, "Auto-refresh", "Paused")
     expect(page.get_by_text(re.compile(r"^Auto-refresh paused · "))).to_be_visible()
     expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
     button = page.locator(".st-key-sign-out").get_by_role("button", name="Log out")

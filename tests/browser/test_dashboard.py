@@ -19,7 +19,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from relmgr.temporal.messages import DeployOptions
 from relmgr.testing.factories import make_plan
-from tests.browser.conftest import FAST, Seeded, expect_page_title
+from tests.browser.conftest import FAST, Seeded, choose, expect_page_title
 from tests.browser.stack import Dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -146,12 +146,6 @@ def wait_until_quiet(page: Page, quiet_ms: int = 1_500) -> None:
                 .getAttribute("data-test-script-state") === "notRunning"
             && performance.now() - window.relmgrLastRun > {quiet_ms}"""
     )
-
-
-def choose(page: Page, select_label: str, option: str) -> None:
-    """Pick `option` in the select box labelled `select_label`."""
-    page.get_by_test_id("stSelectbox").filter(has_text=select_label).click()
-    page.get_by_role("option", name=option, exact=True).click()
 
 
 def runs_so_far(page: Page) -> int:
